@@ -1,0 +1,881 @@
+//! The dispatcher: claims due payloads from the outbox under a lease, sends each one signed over
+//! the shared client, decides its retry road, and writes the outcomes back in batches.
+//!
+//! Every send is its own task, bounded by a global semaphore and a per-webhook in-flight cap,
+//! so a slow or dead endpoint can hold at most its cap of slots and never delays the others.
+//! One writer task turns the stream of completions into batched `complete_many` calls, because
+//! a store round trip per delivery would cap throughput long before HTTP does.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::header::{HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::clock::{self, real_now_ms, Millis, SharedClock};
+use crate::delivery::http::{check_target, ForbiddenAddress, ATTEMPT_TIMEOUT};
+use crate::delivery::retry::{self, AttemptResult, Next};
+use crate::metrics::Metrics;
+use crate::model::{Attempt, ClaimedDelivery, Completion, DeliveryPurpose, Outcome, WebhookStatus};
+use crate::store::{SharedStore, StoreError};
+
+/// How much of a response body is read; the rest is left unread (the receiver's answer only
+/// matters for the log and the challenge).
+pub const MAX_RESPONSE_READ: usize = 64 * 1024;
+
+/// How much of a response body the attempt log keeps.
+pub const MAX_RESPONSE_KEPT: usize = 4 * 1024;
+
+/// Completions per `complete_many` call at most.
+const WRITE_BATCH: usize = 512;
+
+/// Completions waiting for the writer before senders wait for it.
+const COMPLETION_QUEUE: usize = 4096;
+
+/// `complete_many` tries before a batch is given up; its leases then expire and the deliveries
+/// are sent again (at least once).
+const WRITE_TRIES: u32 = 5;
+
+/// How often to look again when something is due but cannot be claimed now (leased by another
+/// node or by a crashed run, or its webhook is at its in-flight cap).
+const POLL_WHEN_BLOCKED: Duration = Duration::from_secs(1);
+
+/// How often the outbox depth gauge is refreshed at most, in real milliseconds.
+const DEPTH_REFRESH_MS: Millis = 1_000;
+
+/// How the dispatcher works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatcherSettings {
+    /// Attempts in flight at once, over all webhooks.
+    pub concurrency: usize,
+    /// Attempts in flight at once to one webhook, so a slow endpoint cannot take every slot.
+    pub per_webhook_in_flight: usize,
+    /// How long a claim holds a delivery, in real milliseconds; longer than any attempt.
+    pub lease_ms: i64,
+    /// Callbacks on loopback and private addresses are allowed.
+    pub allow_private: bool,
+}
+
+impl Default for DispatcherSettings {
+    fn default() -> Self {
+        DispatcherSettings {
+            concurrency: 256,
+            per_webhook_in_flight: 32,
+            lease_ms: 60_000,
+            allow_private: false,
+        }
+    }
+}
+
+/// The result of one synchronous attempt ([`Dispatcher::attempt_now`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptReport {
+    /// The attempt as logged.
+    pub attempt: Attempt,
+    /// Where the delivery stands after it.
+    pub outcome: Outcome,
+    /// What the receiver answered (up to 4 KB).
+    pub response_body: Option<String>,
+}
+
+/// Why [`Dispatcher::attempt_now`] made no attempt.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// No such delivery in this application (or its webhook is gone).
+    #[error("delivery {0} was not found")]
+    NotFound(String),
+    /// The delivery is leased: an attempt of it is under way right now.
+    #[error("delivery {0} is being delivered right now")]
+    Busy(String),
+    /// Only the challenge goes to a webhook that is not enabled; nothing was sent.
+    #[error("webhook is {}", .0.as_str())]
+    WebhookNotEnabled(WebhookStatus),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Which decisions follow an attempt.
+#[derive(Debug, Clone, Copy)]
+enum Road<'a> {
+    /// The retry road of the webhook's kind (SPEC 8).
+    Automatic,
+    /// One attempt, no retries, no disabling (manual retry, verification); with a challenge,
+    /// success also needs the right answer to it.
+    Single { expect_challenge: Option<&'a str> },
+}
+
+/// What processing one claimed delivery produced.
+struct Processed {
+    completion: Completion,
+    report: Option<AttemptReport>,
+    /// Set when nothing was sent because the webhook is not enabled.
+    not_enabled: Option<WebhookStatus>,
+}
+
+/// What one HTTP attempt produced.
+struct Sent {
+    attempt: Attempt,
+    result: AttemptResult,
+    retry_after: Option<Duration>,
+}
+
+/// The delivery engine: the only code that sends HTTP. See the module documentation.
+pub struct Dispatcher {
+    /// Lets `&self` methods hand owned handles to the tasks they spawn.
+    me: Weak<Dispatcher>,
+    store: SharedStore,
+    clock: SharedClock,
+    client: reqwest::Client,
+    metrics: Arc<Metrics>,
+    settings: DispatcherSettings,
+    wake: Notify,
+    slot_freed: Notify,
+    slots: Arc<Semaphore>,
+    in_flight: Mutex<HashMap<String, usize>>,
+    depth_refreshed_at: AtomicI64,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `store`, sending with `client` (see `http::build_client`).
+    pub fn new(
+        store: SharedStore,
+        clock: SharedClock,
+        client: reqwest::Client,
+        metrics: Arc<Metrics>,
+        settings: DispatcherSettings,
+    ) -> Arc<Dispatcher> {
+        let settings = DispatcherSettings {
+            concurrency: settings.concurrency.max(1),
+            per_webhook_in_flight: settings.per_webhook_in_flight.max(1),
+            // A lease shorter than an attempt would let a second claim send the same payload
+            // while the first attempt is still running.
+            lease_ms: settings
+                .lease_ms
+                .max(ATTEMPT_TIMEOUT.as_millis() as i64 + 5_000),
+            ..settings
+        };
+        Arc::new_cyclic(|me| Dispatcher {
+            me: me.clone(),
+            store,
+            clock,
+            client,
+            metrics,
+            slots: Arc::new(Semaphore::new(settings.concurrency)),
+            settings,
+            wake: Notify::new(),
+            slot_freed: Notify::new(),
+            in_flight: Mutex::new(HashMap::new()),
+            depth_refreshed_at: AtomicI64::new(i64::MIN),
+        })
+    }
+
+    /// The settings in force (after clamping to sane minimums).
+    pub fn settings(&self) -> &DispatcherSettings {
+        &self.settings
+    }
+
+    /// Tells the loop that new work was enqueued, so it claims now instead of at its next timer.
+    pub fn wake(&self) {
+        // notify_one keeps a permit when the loop is busy, so a wake-up is never lost.
+        self.wake.notify_one();
+    }
+
+    /// Runs until `shutdown` turns true: claims due deliveries into free slots, sends them
+    /// concurrently, writes completions through one batching writer, and sleeps until there is
+    /// something to do. On shutdown, attempts in flight finish and are written.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let (tx, rx) = mpsc::channel::<Completion>(COMPLETION_QUEUE);
+        let writer = tokio::spawn(self.clone().write_loop(rx));
+        let mut tasks = JoinSet::new();
+        let mut store_failures = 0u32;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            while let Some(joined) = tasks.try_join_next() {
+                log_join(joined);
+            }
+            self.refresh_depth(false).await;
+
+            let free = self.slots.available_permits();
+            if free > 0 {
+                match self.claim(free).await {
+                    Ok(batch) if !batch.is_empty() => {
+                        store_failures = 0;
+                        for claimed in batch {
+                            let guard =
+                                self.enter(&claimed, self.slots.clone().try_acquire_owned().ok());
+                            let this = self.clone();
+                            let tx = tx.clone();
+                            tasks.spawn(async move {
+                                let processed = this.process(claimed, Road::Automatic).await;
+                                // Hand the completion over before freeing the slot, so the writer
+                                // always knows of an attempt the loop no longer counts.
+                                let _ = tx.send(processed.completion).await;
+                                drop(guard);
+                            });
+                        }
+                        // More may be due right now: claim again before sleeping.
+                        continue;
+                    }
+                    Ok(_) => store_failures = 0,
+                    Err(err) => {
+                        store_failures += 1;
+                        let backoff = Duration::from_millis(100 * 2u64.pow(store_failures.min(6)));
+                        tracing::warn!(%err, ?backoff, "cannot claim deliveries");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                        continue;
+                    }
+                }
+            }
+
+            // Nothing claimable now: sleep until something can change that.
+            let now = self.clock.now_ms();
+            let next_due = match self.store.next_due_at().await {
+                Ok(next) => next,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot read the next due time");
+                    Some(now)
+                }
+            };
+            let timer_at = next_due.filter(|at| *at > now);
+            // Due but not claimed: leased by someone else or held back by a cap. Slots freeing
+            // and writes wake the loop; the poll covers leases that expire elsewhere.
+            let blocked = free == 0 || next_due.is_some_and(|at| at <= now);
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = self.slot_freed.notified() => {}
+                _ = sleep_until_opt(&self.clock, timer_at) => {}
+                _ = tokio::time::sleep(POLL_WHEN_BLOCKED), if blocked => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        // Attempts in flight end within the HTTP timeout; let them finish and be recorded
+        // rather than sending them all again after the restart.
+        while let Some(joined) = tasks.join_next().await {
+            log_join(joined);
+        }
+        drop(tx);
+        if let Err(err) = writer.await {
+            tracing::error!(%err, "the completion writer failed");
+        }
+    }
+
+    /// Processes everything due at the current platform time, round after round, until nothing
+    /// is due; returns how many deliveries were processed. For tests and deterministic stepping
+    /// under a manual clock; shares the send code with [`Dispatcher::run`].
+    pub async fn run_due(&self) -> usize {
+        let this = self.arc();
+        let mut processed = 0;
+        loop {
+            let free = self.slots.available_permits().max(1);
+            let batch = match self.claim(free).await {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot claim deliveries");
+                    break;
+                }
+            };
+            if batch.is_empty() {
+                break;
+            }
+            let mut tasks = JoinSet::new();
+            for claimed in batch {
+                let permit = self.slots.clone().acquire_owned().await.ok();
+                let guard = self.enter(&claimed, permit);
+                let this = this.clone();
+                tasks.spawn(async move {
+                    let processed = this.process(claimed, Road::Automatic).await;
+                    drop(guard);
+                    processed.completion
+                });
+            }
+            let mut completions = Vec::new();
+            while let Some(joined) = tasks.join_next().await {
+                match joined {
+                    Ok(completion) => completions.push(completion),
+                    Err(err) => log_join::<()>(Err(err)),
+                }
+            }
+            processed += completions.len();
+            for chunk in completions.chunks(WRITE_BATCH) {
+                if self.write(chunk).await.is_err() {
+                    // The leases will expire and these deliveries come round again.
+                    return processed;
+                }
+            }
+        }
+        self.refresh_depth(true).await;
+        processed
+    }
+
+    /// Makes one attempt of a delivery now, whatever its due time, and records it: the
+    /// verification challenge (with `expect_challenge`, the hex HMAC the receiver must echo) and
+    /// manual retries. One attempt only: success is `Succeeded`, anything else `Failed`, with no
+    /// automatic retries and no disabling.
+    pub async fn attempt_now(
+        &self,
+        app_id: &str,
+        delivery_id: &str,
+        expect_challenge: Option<&str>,
+    ) -> Result<AttemptReport, DispatchError> {
+        let not_found = || DispatchError::NotFound(delivery_id.to_string());
+        // Look before claiming: a refused manual retry must leave the log as it was, and a
+        // missing delivery must not read as a busy one.
+        let delivery = self
+            .store
+            .delivery(app_id, delivery_id)
+            .await?
+            .ok_or_else(not_found)?;
+        let webhook = self
+            .store
+            .webhook(app_id, &delivery.webhook_id)
+            .await?
+            .ok_or_else(not_found)?;
+        if webhook.status != WebhookStatus::Enabled && delivery.purpose != DeliveryPurpose::Verify {
+            return Err(DispatchError::WebhookNotEnabled(webhook.status));
+        }
+        let lease_until = real_now_ms() + self.settings.lease_ms;
+        let claimed = self
+            .store
+            .claim_one(app_id, delivery_id, lease_until)
+            .await?
+            .ok_or_else(|| DispatchError::Busy(delivery_id.to_string()))?;
+        let guard = self.enter(&claimed, None);
+        let processed = self
+            .process(claimed, Road::Single { expect_challenge })
+            .await;
+        drop(guard);
+        self.write(std::slice::from_ref(&processed.completion))
+            .await?;
+        self.refresh_depth(true).await;
+        match (processed.report, processed.not_enabled) {
+            (Some(report), _) => Ok(report),
+            (None, Some(status)) => Err(DispatchError::WebhookNotEnabled(status)),
+            // Every path that makes no attempt sets `not_enabled`.
+            (None, None) => Err(DispatchError::Busy(delivery_id.to_string())),
+        }
+    }
+
+    fn arc(&self) -> Arc<Dispatcher> {
+        self.me
+            .upgrade()
+            .expect("a Dispatcher only exists inside the Arc made by Dispatcher::new")
+    }
+
+    /// Claims up to `free` due deliveries, respecting the per-webhook cap. Webhooks at half
+    /// their cap or more are skipped, and a claim never takes more than the room left under the
+    /// cap of the busiest webhook not skipped, so no webhook can exceed its cap even if the
+    /// whole claim is its own; a busy webhook oscillates between half and full cap.
+    async fn claim(&self, free: usize) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let cap = self.settings.per_webhook_in_flight;
+        let threshold = cap.div_ceil(2);
+        let (skip, busiest) = {
+            let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            let mut skip = Vec::new();
+            let mut busiest = 0;
+            for (webhook, &n) in in_flight.iter() {
+                if n >= threshold {
+                    skip.push(webhook.clone());
+                } else {
+                    busiest = busiest.max(n);
+                }
+            }
+            (skip, busiest)
+        };
+        let limit = free.min(cap - busiest);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_now = real_now_ms();
+        self.store
+            .claim_due(
+                self.clock.now_ms(),
+                lease_now,
+                lease_now + self.settings.lease_ms,
+                limit as i64,
+                &skip,
+            )
+            .await
+    }
+
+    /// Counts a delivery as in flight for its webhook until the returned guard drops.
+    fn enter(&self, claimed: &ClaimedDelivery, permit: Option<OwnedSemaphorePermit>) -> InFlight {
+        let webhook_id = claimed.webhook.id.clone();
+        *self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(webhook_id.clone())
+            .or_default() += 1;
+        InFlight {
+            dispatcher: self.arc(),
+            webhook_id,
+            _permit: permit,
+        }
+    }
+
+    /// Sends one claimed delivery (or decides not to) and builds its completion.
+    async fn process(&self, claimed: ClaimedDelivery, road: Road<'_>) -> Processed {
+        let delivery = &claimed.delivery;
+        let webhook = &claimed.webhook;
+        if webhook.status != WebhookStatus::Enabled && delivery.purpose != DeliveryPurpose::Verify {
+            let completion = Completion {
+                delivery_id: delivery.id.clone(),
+                attempt: None,
+                outcome: Outcome::Failed,
+                last_error: Some(format!("webhook is {}", webhook.status.as_str())),
+                disable_webhook: None,
+                at: self.clock.now_ms(),
+            };
+            self.metrics.record_outcome(&completion.outcome);
+            return Processed {
+                completion,
+                report: None,
+                not_enabled: Some(webhook.status),
+            };
+        }
+
+        let expect_challenge = match road {
+            Road::Single { expect_challenge } => expect_challenge,
+            Road::Automatic => None,
+        };
+        let sent = self.send(&claimed, expect_challenge).await;
+        let decision = match road {
+            Road::Automatic => retry::decide(
+                webhook.kind,
+                delivery.purpose,
+                sent.attempt.number,
+                &sent.result,
+                sent.retry_after,
+                retry::random_jitter(),
+            ),
+            Road::Single { .. } => retry::decide_single(&sent.result),
+        };
+        let at = self.clock.now_ms();
+        let outcome = match decision.next {
+            Next::Succeeded => Outcome::Succeeded,
+            Next::Retry(wait) => Outcome::RetryAt(at + wait.as_millis() as Millis),
+            Next::Failed => Outcome::Failed,
+        };
+        self.metrics.record_outcome(&outcome);
+        let report = AttemptReport {
+            attempt: sent.attempt.clone(),
+            outcome: outcome.clone(),
+            response_body: sent.attempt.response_body.clone(),
+        };
+        let completion = Completion {
+            delivery_id: delivery.id.clone(),
+            last_error: sent.attempt.error.clone(),
+            attempt: Some(sent.attempt),
+            outcome,
+            disable_webhook: decision.disable.map(|reason| (webhook.id.clone(), reason)),
+            at,
+        };
+        Processed {
+            completion,
+            report: Some(report),
+            not_enabled: None,
+        }
+    }
+
+    /// One signed HTTP attempt. Never fails: every problem becomes the attempt's error.
+    async fn send(&self, claimed: &ClaimedDelivery, expect_challenge: Option<&str>) -> Sent {
+        let delivery = &claimed.delivery;
+        let now = self.clock.now_ms();
+        let wire_delivery_id = crate::ids::new_id();
+        let mut attempt = Attempt {
+            delivery_id: delivery.id.clone(),
+            number: delivery.attempt_count + 1,
+            wire_delivery_id: wire_delivery_id.clone(),
+            started_at: now,
+            status_code: None,
+            duration_ms: 0,
+            error: None,
+            response_body: None,
+        };
+        // Problems found before sending count as network failures: same road, same log.
+        let refuse = |mut attempt: Attempt, error: String| {
+            attempt.error = Some(error.clone());
+            Sent {
+                attempt,
+                result: AttemptResult::Failed {
+                    status: None,
+                    error,
+                },
+                retry_after: None,
+            }
+        };
+
+        let url = match Url::parse(&delivery.target_uri) {
+            Ok(url) => url,
+            Err(err) => return refuse(attempt, format!("callback URI is not a valid URL: {err}")),
+        };
+        // Before every attempt: the resolver only guards names, not IP literals.
+        if let Err(reason) = check_target(&url, self.settings.allow_private) {
+            return refuse(attempt, reason);
+        }
+
+        // v3/v4 bodies carry a per-attempt deliveryId/deliveredAt; a body the stamper cannot
+        // read is still worth delivering as rendered.
+        let body = fleethook_wire::payload::stamp_attempt(&delivery.body, &wire_delivery_id, now)
+            .unwrap_or_else(|_| delivery.body.clone());
+        let sc_signature =
+            fleethook_wire::signing::sc_signature(&claimed.management_token, body.as_bytes());
+        // Receivers compare webhook-timestamp with their own clock: real time, even when the
+        // platform clock is scaled.
+        let timestamp = real_now_ms().div_euclid(1000);
+        let secrets = claimed.webhook.active_secrets(now);
+        let standard_signature = match fleethook_wire::signing::standard::signature_header(
+            &secrets,
+            &delivery.event_id,
+            timestamp,
+            body.as_bytes(),
+        ) {
+            Ok(header) => header,
+            Err(err) => {
+                return refuse(
+                    attempt,
+                    format!("the webhook's signing secret is unusable: {err}"),
+                )
+            }
+        };
+        let event_id = match HeaderValue::from_str(&delivery.event_id) {
+            Ok(value) => value,
+            Err(_) => {
+                return refuse(
+                    attempt,
+                    "the event id is not a valid header value".to_string(),
+                )
+            }
+        };
+
+        let request = self
+            .client
+            .post(url)
+            .header(CONTENT_TYPE, "application/json")
+            .header("SC-Signature", sc_signature)
+            .header("webhook-id", event_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", standard_signature)
+            .body(body);
+
+        let started = Instant::now();
+        let response = request.send().await;
+        let (result, retry_after) = match response {
+            Err(err) => {
+                let error = describe_error(&err);
+                (
+                    AttemptResult::Failed {
+                        status: None,
+                        error,
+                    },
+                    None,
+                )
+            }
+            Ok(mut response) => {
+                let status = response.status();
+                attempt.status_code = Some(i64::from(status.as_u16()));
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+                let location = response
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                // A body that breaks off keeps what arrived: the status already decided.
+                let body = read_limited(&mut response, MAX_RESPONSE_READ).await;
+                attempt.response_body =
+                    (!body.is_empty()).then(|| keep_prefix(&body, MAX_RESPONSE_KEPT));
+                let result = judge(status, location.as_deref(), &body, expect_challenge);
+                (result, retry_after)
+            }
+        };
+        let elapsed = started.elapsed();
+        attempt.duration_ms = elapsed.as_millis() as i64;
+        self.metrics.observe_attempt_duration(elapsed.as_secs_f64());
+        if let AttemptResult::Failed { error, .. } = &result {
+            attempt.error = Some(error.clone());
+        }
+        Sent {
+            attempt,
+            result,
+            retry_after,
+        }
+    }
+
+    /// Writes completions, retrying briefly: losing them only means sending again later.
+    async fn write(&self, completions: &[Completion]) -> Result<(), StoreError> {
+        let mut delay = Duration::from_millis(50);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.store.complete_many(completions).await {
+                Ok(()) => return Ok(()),
+                Err(err) if tries < WRITE_TRIES => {
+                    tracing::warn!(%err, tries, "cannot record completions, trying again");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(err) => {
+                    tracing::error!(
+                        %err,
+                        count = completions.len(),
+                        "cannot record completions; their leases will expire and they will be sent again"
+                    );
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// The one writer of [`Dispatcher::run`]: batches whatever completions are ready.
+    async fn write_loop(self: Arc<Self>, mut rx: mpsc::Receiver<Completion>) {
+        let mut batch = Vec::with_capacity(WRITE_BATCH);
+        while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+            let _ = self.write(&batch).await;
+            batch.clear();
+            // A retry may now be due before the timer the loop sleeps on.
+            self.wake.notify_one();
+        }
+    }
+
+    /// Refreshes the outbox depth gauge, at most once a second unless `force`.
+    async fn refresh_depth(&self, force: bool) {
+        let now = real_now_ms();
+        let last = self.depth_refreshed_at.load(Ordering::Relaxed);
+        if !force && now.saturating_sub(last) < DEPTH_REFRESH_MS {
+            return;
+        }
+        self.depth_refreshed_at.store(now, Ordering::Relaxed);
+        match self.store.outbox_depth().await {
+            Ok(depth) => self.metrics.set_outbox_depth(depth),
+            Err(err) => tracing::warn!(%err, "cannot read the outbox depth"),
+        }
+    }
+}
+
+/// A delivery in flight: holds a concurrency slot and counts against its webhook's cap until
+/// dropped (also when its task panics).
+struct InFlight {
+    dispatcher: Arc<Dispatcher>,
+    webhook_id: String,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .dispatcher
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = in_flight.get_mut(&self.webhook_id) {
+            *n -= 1;
+            if *n == 0 {
+                in_flight.remove(&self.webhook_id);
+            }
+        }
+        drop(in_flight);
+        self.dispatcher.slot_freed.notify_one();
+    }
+}
+
+/// Sleeps until platform time `at`, or forever when there is no such time.
+async fn sleep_until_opt(clock: &SharedClock, at: Option<Millis>) {
+    match at {
+        Some(at) => clock::sleep_until(clock.as_ref(), at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn log_join<T>(joined: Result<T, tokio::task::JoinError>) {
+    if let Err(err) = joined {
+        // The lease expires and the delivery is sent again.
+        tracing::error!(%err, "a delivery task failed");
+    }
+}
+
+/// Decides an answered attempt: any 2xx succeeds (with a challenge, only the right echo).
+fn judge(
+    status: StatusCode,
+    location: Option<&str>,
+    body: &[u8],
+    expect_challenge: Option<&str>,
+) -> AttemptResult {
+    let code = status.as_u16();
+    let fail = |error: String| AttemptResult::Failed {
+        status: Some(code),
+        error,
+    };
+    if status.is_redirection() {
+        return fail(match location {
+            Some(to) => format!("redirect to {to} not followed (HTTP {code})"),
+            None => format!("redirect not followed (HTTP {code})"),
+        });
+    }
+    if !status.is_success() {
+        return fail(format!("HTTP {code}"));
+    }
+    let Some(expected) = expect_challenge else {
+        return AttemptResult::Succeeded;
+    };
+    let answer: Value = match serde_json::from_slice(body) {
+        Ok(answer) => answer,
+        Err(_) => return fail("response is not JSON".to_string()),
+    };
+    match answer.get("challenge") {
+        Some(Value::String(received)) if received.eq_ignore_ascii_case(expected) => {
+            AttemptResult::Succeeded
+        }
+        Some(Value::String(received)) => fail(format!(
+            "expected challenge {expected}, received {received}"
+        )),
+        Some(other) => fail(format!("expected challenge {expected}, received {other}")),
+        None => fail(format!(
+            "expected challenge {expected}, received no challenge field"
+        )),
+    }
+}
+
+/// Reads at most `limit` bytes of the body; an error ends the read with what arrived.
+async fn read_limited(response: &mut reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(limit - body.len());
+                body.extend_from_slice(&chunk[..take]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body
+}
+
+/// The first `limit` bytes of `body` as text, cut at a character boundary.
+fn keep_prefix(body: &[u8], limit: usize) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(limit)]);
+    let mut text = text.into_owned();
+    // A multi-byte character cut in half shows as U+FFFD at the end; drop it.
+    if body.len() > limit && text.ends_with('\u{FFFD}') {
+        text.pop();
+    }
+    text
+}
+
+/// A log-friendly reason for a request that got no answer.
+fn describe_error(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        return format!("timed out after {} s", ATTEMPT_TIMEOUT.as_secs());
+    }
+    let mut deepest = None;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(e) = source {
+        if let Some(forbidden) = e.downcast_ref::<ForbiddenAddress>() {
+            return forbidden.to_string();
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(forbidden) = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<ForbiddenAddress>())
+            {
+                return forbidden.to_string();
+            }
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "connection refused".to_string(),
+                std::io::ErrorKind::ConnectionReset => {
+                    return "connection reset by the receiver".to_string()
+                }
+                std::io::ErrorKind::TimedOut => {
+                    return format!("timed out after {} s", ATTEMPT_TIMEOUT.as_secs())
+                }
+                _ => {}
+            }
+        }
+        deepest = Some(e.to_string());
+        source = e.source();
+    }
+    let detail = deepest.unwrap_or_else(|| err.to_string());
+    if err.is_connect() {
+        format!("connection failed: {detail}")
+    } else {
+        format!("request failed: {detail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judges_statuses_and_challenges() {
+        let ok = StatusCode::OK;
+        assert_eq!(judge(ok, None, b"", None), AttemptResult::Succeeded);
+        assert_eq!(
+            judge(StatusCode::NO_CONTENT, None, b"", None),
+            AttemptResult::Succeeded
+        );
+        let err = |r: AttemptResult| match r {
+            AttemptResult::Failed { error, .. } => error,
+            AttemptResult::Succeeded => panic!("expected a failure"),
+        };
+        assert_eq!(
+            err(judge(StatusCode::INTERNAL_SERVER_ERROR, None, b"", None)),
+            "HTTP 500"
+        );
+        assert_eq!(
+            err(judge(
+                StatusCode::FOUND,
+                Some("https://elsewhere.example/x"),
+                b"",
+                None
+            )),
+            "redirect to https://elsewhere.example/x not followed (HTTP 302)"
+        );
+        assert_eq!(
+            judge(ok, None, br#"{"challenge":"ABCDEF"}"#, Some("abcdef")),
+            AttemptResult::Succeeded
+        );
+        assert_eq!(
+            err(judge(ok, None, b"hello", Some("ab"))),
+            "response is not JSON"
+        );
+        assert_eq!(
+            err(judge(ok, None, br#"{"challenge":"cd"}"#, Some("ab"))),
+            "expected challenge ab, received cd"
+        );
+        assert_eq!(
+            err(judge(ok, None, br#"{"other":1}"#, Some("ab"))),
+            "expected challenge ab, received no challenge field"
+        );
+        assert_eq!(
+            err(judge(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                b"",
+                Some("ab")
+            )),
+            "HTTP 500"
+        );
+    }
+
+    #[test]
+    fn keeps_a_prefix_at_a_character_boundary() {
+        assert_eq!(keep_prefix(b"hello", 10), "hello");
+        assert_eq!(keep_prefix(b"hello", 3), "hel");
+        assert_eq!(keep_prefix("héllo".as_bytes(), 2), "h");
+    }
+}

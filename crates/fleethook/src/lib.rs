@@ -1,0 +1,18 @@
+//! fleethook: a self-hosted webhook platform for connected-vehicle data, wire-compatible with
+//! Smartcar's webhooks. The binary (`main.rs`) is a thin shell over this library.
+//!
+//! The flow: a source writes signals (`api::ingest`, later the simulator) → triggers decide a
+//! webhook is due → payloads are rendered with `fleethook_wire` → the outbox (`store`) keeps
+//! them durably → the dispatcher (`delivery`) signs and sends them, with retries and a log.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod delivery;
+pub mod ids;
+pub mod kinds;
+pub mod metrics;
+pub mod model;
+pub mod render;
+pub mod server;
+pub mod store;

@@ -1,0 +1,192 @@
+//! Puts the pieces together: opens the store, makes sure the default application exists,
+//! starts the dispatcher and serves the API. `main` and the tests start a server the same way,
+//! the tests on port 0 with a manual clock.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::clock::SharedClock;
+use crate::delivery::dispatcher::{Dispatcher, DispatcherSettings};
+use crate::delivery::http::build_client;
+use crate::metrics::Metrics;
+use crate::model::App;
+use crate::store::sqlite::SqliteStore;
+use crate::store::SharedStore;
+
+/// What every request handler can reach.
+pub struct AppState {
+    pub store: SharedStore,
+    pub clock: SharedClock,
+    pub dispatcher: Arc<Dispatcher>,
+    pub metrics: Arc<Metrics>,
+    /// `FLEETHOOK_ALLOW_PRIVATE_CALLBACKS`: callbacks on loopback and private ranges.
+    pub allow_private: bool,
+}
+
+/// Shared handle to the state.
+pub type SharedState = Arc<AppState>;
+
+/// Opens the store named by a `FLEETHOOK_DATABASE_URL` for serving: a SQLite file is then
+/// held by this process alone.
+pub async fn open_store(url: &str) -> anyhow::Result<SharedStore> {
+    open(url, true).await
+}
+
+/// Opens the store for a short administrative change beside a running server
+/// (`fleethook apps create`): SQLite's own locking keeps the writes safe.
+pub async fn open_store_shared(url: &str) -> anyhow::Result<SharedStore> {
+    open(url, false).await
+}
+
+async fn open(url: &str, exclusive: bool) -> anyhow::Result<SharedStore> {
+    if url.starts_with("sqlite:") {
+        let store = if exclusive {
+            SqliteStore::open_url(url).await?
+        } else {
+            SqliteStore::open_url_shared(url).await?
+        };
+        Ok(Arc::new(store))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        anyhow::bail!("the Postgres store is not available in this build yet; use sqlite://PATH")
+    } else {
+        anyhow::bail!("FLEETHOOK_DATABASE_URL must start with sqlite:// or postgres://, got {url}")
+    }
+}
+
+/// The name of the application `serve` creates on first start.
+pub const DEFAULT_APP_NAME: &str = "default";
+
+/// Makes sure the default application exists; returns it and whether it was created now (its
+/// token is then printed once). A configured token replaces the stored one.
+pub async fn ensure_default_app(
+    store: &SharedStore,
+    configured_token: Option<&str>,
+    now: i64,
+) -> anyhow::Result<(App, bool)> {
+    let apps = store.list_apps().await?;
+    if let Some(app) = apps.into_iter().find(|a| a.name == DEFAULT_APP_NAME) {
+        if let Some(token) = configured_token {
+            if token != app.management_token {
+                store.set_app_token(&app.id, token).await?;
+                let app = App {
+                    management_token: token.to_string(),
+                    ..app
+                };
+                return Ok((app, false));
+            }
+        }
+        return Ok((app, false));
+    }
+    let app = App {
+        id: crate::ids::new_id(),
+        name: DEFAULT_APP_NAME.to_string(),
+        management_token: configured_token
+            .map(str::to_string)
+            .unwrap_or_else(|| crate::ids::new_token("amt_")),
+        created_at: now,
+    };
+    store.create_app(&app).await?;
+    Ok((app, true))
+}
+
+/// How to start a server.
+pub struct ServerOptions {
+    pub listen: String,
+    pub allow_private: bool,
+    pub dispatcher: DispatcherSettings,
+    /// Run the dispatcher loop in the background (tests that step delivery by hand with
+    /// `Dispatcher::run_due` turn it off).
+    pub background_dispatcher: bool,
+}
+
+/// A running server: its address, its state, and the means to stop it.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: SharedState,
+    shutdown: watch::Sender<bool>,
+    http: JoinHandle<()>,
+    dispatcher: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Binds, starts the dispatcher and the HTTP server, and returns once both run.
+    pub async fn start(
+        store: SharedStore,
+        clock: SharedClock,
+        options: ServerOptions,
+    ) -> anyhow::Result<Self> {
+        // After a crash nothing else can hold a lease on a single-node store.
+        store.release_all_leases().await?;
+        let metrics = Arc::new(Metrics::new());
+        let settings = DispatcherSettings {
+            allow_private: options.allow_private,
+            ..options.dispatcher
+        };
+        let client = build_client(options.allow_private);
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            clock.clone(),
+            client,
+            metrics.clone(),
+            settings,
+        );
+        let state = Arc::new(AppState {
+            store,
+            clock,
+            dispatcher: dispatcher.clone(),
+            metrics,
+            allow_private: options.allow_private,
+        });
+        let listener = TcpListener::bind(&options.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", options.listen))?;
+        let addr = listener.local_addr()?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let dispatcher_task = if options.background_dispatcher {
+            tokio::spawn(dispatcher.run(shutdown_rx.clone()))
+        } else {
+            tokio::spawn(async {})
+        };
+        let router = crate::api::router(state.clone());
+        let mut http_shutdown = shutdown_rx;
+        let http = tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = http_shutdown.wait_for(|stop| *stop).await;
+            });
+            if let Err(err) = serve.await {
+                tracing::error!(%err, "HTTP server stopped");
+            }
+        });
+        Ok(RunningServer {
+            addr,
+            state,
+            shutdown,
+            http,
+            dispatcher: dispatcher_task,
+        })
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:8080`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting requests and stops the dispatcher.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.http.await;
+        let _ = self.dispatcher.await;
+    }
+
+    /// Waits until the HTTP server ends (for `serve`, which runs until a signal).
+    pub async fn wait(self) {
+        let _ = self.http.await;
+        let _ = self.shutdown.send(true);
+        let _ = self.dispatcher.await;
+    }
+}

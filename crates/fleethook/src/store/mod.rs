@@ -1,0 +1,173 @@
+//! The store: one trait over everything fleethook keeps, with batch-shaped calls so that the
+//! hot paths (ingest, outbox claims, completions) are one round trip per batch, not per row.
+//! `sqlite` is the embedded implementation; `conformance` is the suite every implementation
+//! must pass.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fleethook_wire::signal::SignalValue;
+use serde_json::Value;
+
+use crate::clock::Millis;
+use crate::model::*;
+
+pub mod sqlite;
+
+pub mod conformance;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value (token, id, VIN of one app) is taken.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Another process holds the database (a second `serve` on one SQLite file).
+    #[error("{0}")]
+    Locked(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A signal whose value an ingest changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalChange {
+    pub code: String,
+    /// The body before the ingest; `None` when the vehicle had no value yet.
+    pub previous: Option<Value>,
+    pub current: Value,
+}
+
+/// What one ingest changed, computed inside the transaction that applied it, so two racing
+/// ingests never both report (or both miss) the same change.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IngestApplied {
+    pub changes: Vec<SignalChange>,
+    /// Errors that became active with this ingest.
+    pub raised: Vec<VehicleErrorState>,
+    /// Errors that were active and are no longer.
+    pub resolved: Vec<VehicleErrorState>,
+}
+
+/// Filters for the delivery log.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub status: Option<DeliveryStatus>,
+    pub vehicle_id: Option<String>,
+}
+
+/// Everything fleethook keeps. Every call that names an application's object takes the
+/// application id, so one tenant can never reach another's rows.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- applications ---
+    async fn create_app(&self, app: &App) -> StoreResult<()>;
+    async fn app(&self, id: &str) -> StoreResult<Option<App>>;
+    async fn app_by_token(&self, token: &str) -> StoreResult<Option<App>>;
+    async fn list_apps(&self) -> StoreResult<Vec<App>>;
+    /// Replaces an application's management token (a configured token overrides the stored
+    /// one at start). Conflict if another application has it.
+    async fn set_app_token(&self, app_id: &str, token: &str) -> StoreResult<()>;
+
+    // --- vehicles ---
+    async fn create_vehicle(&self, vehicle: &Vehicle) -> StoreResult<()>;
+    async fn vehicle(&self, app_id: &str, id: &str) -> StoreResult<Option<Vehicle>>;
+    /// The vehicle whose access token this is (the token's user may own others).
+    async fn vehicle_by_token(&self, token: &str) -> StoreResult<Option<Vehicle>>;
+    /// Vehicles of an application, optionally of one user, oldest first; and the total count.
+    async fn list_vehicles(
+        &self,
+        app_id: &str,
+        user_id: Option<&str>,
+        page: Page,
+    ) -> StoreResult<(Vec<Vehicle>, i64)>;
+    /// Removes the vehicle with its signals, errors and subscriptions.
+    async fn delete_vehicle(&self, app_id: &str, id: &str) -> StoreResult<bool>;
+
+    // --- signals ---
+    /// Applies one ingest atomically: upserts the signals and, when `errors` is given, makes
+    /// it the vehicle's full set of active errors. Returns what changed.
+    async fn apply_ingest(
+        &self,
+        vehicle_id: &str,
+        signals: &[SignalValue],
+        errors: Option<&[VehicleErrorState]>,
+        now: Millis,
+    ) -> StoreResult<IngestApplied>;
+    /// The latest value of every signal of a vehicle.
+    async fn signals(&self, vehicle_id: &str) -> StoreResult<HashMap<String, SignalValue>>;
+    /// The vehicle's active errors.
+    async fn vehicle_errors(&self, vehicle_id: &str) -> StoreResult<Vec<VehicleErrorState>>;
+
+    // --- webhooks ---
+    async fn create_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    async fn webhook(&self, app_id: &str, id: &str) -> StoreResult<Option<Webhook>>;
+    async fn list_webhooks(&self, app_id: &str) -> StoreResult<Vec<Webhook>>;
+    /// Writes every mutable field of the webhook (name, URIs, config, status, secrets, …).
+    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    /// Removes the webhook with its subscriptions; pending deliveries fail.
+    async fn delete_webhook(&self, app_id: &str, id: &str) -> StoreResult<bool>;
+
+    // --- subscriptions ---
+    /// Subscribes; `false` when the vehicle already was.
+    async fn subscribe(&self, webhook_id: &str, vehicle_id: &str, at: Millis) -> StoreResult<bool>;
+    /// Unsubscribes; `false` when it was not subscribed.
+    async fn unsubscribe(&self, webhook_id: &str, vehicle_id: &str) -> StoreResult<bool>;
+    async fn subscriptions(
+        &self,
+        webhook_id: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<Subscription>, i64)>;
+
+    // --- outbox ---
+    /// Adds payloads to the outbox in one transaction.
+    async fn enqueue_many(&self, deliveries: &[NewDelivery]) -> StoreResult<()>;
+    /// Claims up to `limit` pending deliveries due at `now` (platform time) whose lease is free
+    /// (`lease_now` is real time), leasing them until `lease_until` (real time). Deliveries of
+    /// webhooks in `skip_webhooks` (already at their in-flight cap) are left for later.
+    async fn claim_due(
+        &self,
+        now: Millis,
+        lease_now: Millis,
+        lease_until: Millis,
+        limit: i64,
+        skip_webhooks: &[String],
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Claims one delivery by id regardless of its due time (manual retry, verification).
+    async fn claim_one(
+        &self,
+        app_id: &str,
+        delivery_id: &str,
+        lease_until: Millis,
+    ) -> StoreResult<Option<ClaimedDelivery>>;
+    /// Records attempts and outcomes, releases leases, disables webhooks: one transaction.
+    async fn complete_many(&self, completions: &[Completion]) -> StoreResult<()>;
+    /// The earliest `next_attempt_at` of pending deliveries, to know how long to sleep.
+    async fn next_due_at(&self) -> StoreResult<Option<Millis>>;
+    /// Releases every lease (a single-node store at start, after a crash).
+    async fn release_all_leases(&self) -> StoreResult<u64>;
+    /// Pending deliveries: the outbox depth.
+    async fn outbox_depth(&self) -> StoreResult<i64>;
+
+    // --- delivery log ---
+    async fn delivery(&self, app_id: &str, id: &str) -> StoreResult<Option<Delivery>>;
+    async fn attempts(&self, delivery_id: &str) -> StoreResult<Vec<Attempt>>;
+    /// A webhook's deliveries, newest first, and the total matching the filter.
+    async fn list_deliveries(
+        &self,
+        app_id: &str,
+        webhook_id: &str,
+        filter: &DeliveryFilter,
+        page: Page,
+    ) -> StoreResult<(Vec<Delivery>, i64)>;
+}
+
+/// Shared handle to the store.
+pub type SharedStore = Arc<dyn Store>;

@@ -1,0 +1,1474 @@
+//! The embedded store: one SQLite file in WAL mode, owned by one process.
+//!
+//! SQLite has a single writer. Every write goes through a pool of exactly one connection, so
+//! writers queue asynchronously on the pool instead of spinning in SQLite's busy handler (which
+//! blocks a thread) or failing with `SQLITE_BUSY`; read-modify-write transactions still start
+//! with `BEGIN IMMEDIATE`, so even a foreign writer (a tool opening the file by hand) can never
+//! make one fail half-way on a lock upgrade. Reads use a small pool of their own: WAL lets them
+//! proceed while the writer commits.
+//!
+//! A second fleethook process on the same file is refused by an advisory lock on
+//! `<path>.lock`, held for the store's lifetime: two dispatchers would deliver everything twice.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fleethook_wire::signal::SignalValue;
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+
+use super::{DeliveryFilter, IngestApplied, SignalChange, Store, StoreError, StoreResult};
+use crate::clock::{real_now_ms, Millis};
+use crate::model::*;
+
+/// How long a statement waits for a lock held by another connection before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reader connections. Reads are short; a few connections cover the API's concurrency on a
+/// machine where SQLite itself, not the connection count, is the limit.
+const READERS: u32 = 4;
+
+/// Rows per multi-row INSERT. SQLite allows 32766 bound parameters per statement; the widest
+/// row here has 14, so 500 rows stay far below the limit while amortising each statement.
+const ROWS_PER_INSERT: usize = 500;
+
+/// The error recorded on pending deliveries whose webhook is gone.
+const WEBHOOK_DELETED: &str = "webhook deleted";
+
+/// The columns of a delivery, read from `deliveries d`, in the order `delivery_at` decodes.
+const DELIVERY_COLS: &str =
+    "d.id, d.app_id, d.webhook_id, d.event_id, d.purpose, d.target_uri, d.body, \
+     d.event_type, d.vehicle_ids, d.status, d.attempt_count, d.next_attempt_at, d.last_error, \
+     d.created_at, d.updated_at";
+const DELIVERY_COL_COUNT: usize = 15;
+
+/// The columns of a webhook, read from `webhooks w`, in the order `webhook_at` decodes.
+const WEBHOOK_COLS: &str = "w.id, w.app_id, w.name, w.kind, w.callback_uri, w.error_callback_uri, w.config, \
+     w.status, w.disabled_reason, w.signing_secret, w.previous_secret, w.previous_secret_expires_at, \
+     w.max_payload_bytes, w.created_at, w.updated_at";
+const WEBHOOK_COL_COUNT: usize = 15;
+
+const VEHICLE_COLS: &str =
+    "id, app_id, user_id, access_token, make, model, year, vin, mode, simulated, created_at";
+
+/// The embedded [`Store`]: a SQLite database file owned by this process.
+pub struct SqliteStore {
+    /// The single writing connection (see the module documentation).
+    writer: SqlitePool,
+    /// Connections that only read.
+    readers: SqlitePool,
+    path: PathBuf,
+    /// The advisory lock on `<path>.lock` (none for a shared open); released when the store is
+    /// dropped. Declared last so that it outlives the pools during drop.
+    _lock: Option<File>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path` for serving: locks it against other
+    /// processes and runs the migrations. `StoreError::Locked` when another process holds the
+    /// lock.
+    pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
+        let lock = lock_database(path)?;
+        Self::open_with(path, Some(lock)).await
+    }
+
+    /// Opens the database without taking the process lock, for a short administrative change
+    /// beside a running server (`fleethook apps create`). SQLite's own locking keeps the writes
+    /// safe: write transactions start with `BEGIN IMMEDIATE` and wait out the server's.
+    pub async fn open_shared(path: &Path) -> StoreResult<SqliteStore> {
+        Self::open_with(path, None).await
+    }
+
+    /// Opens the database named by a `sqlite://PATH` or `sqlite:PATH` URL (`sqlite:///abs/path`
+    /// for an absolute path) for serving, like [`SqliteStore::open`]. Query parameters are
+    /// ignored: the file is always created if missing and always opened read-write.
+    pub async fn open_url(url: &str) -> StoreResult<SqliteStore> {
+        Self::open(&url_path(url)?).await
+    }
+
+    /// [`SqliteStore::open_shared`] by URL.
+    pub async fn open_url_shared(url: &str) -> StoreResult<SqliteStore> {
+        Self::open_shared(&url_path(url)?).await
+    }
+
+    async fn open_with(path: &Path, lock: Option<File>) -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // In WAL mode NORMAL loses nothing when the process dies (even by kill -9); only a
+            // power cut can roll back the last transactions, and FULL would cost an fsync per
+            // commit on the hot paths.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore {
+            writer,
+            readers,
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes every connection, waiting for them to finish. The file lock is released when the
+    /// store is dropped.
+    pub async fn close(&self) {
+        self.readers.close().await;
+        self.writer.close().await;
+    }
+
+    /// Starts a write transaction that holds the write lock from its first statement, so what
+    /// it reads cannot change before it writes.
+    async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// The file path in a `sqlite:` URL, or a configuration error naming the URL.
+fn url_path(url: &str) -> StoreResult<PathBuf> {
+    path_from_url(url).ok_or_else(|| {
+        StoreError::Database(sqlx::Error::Configuration(
+            format!("not a SQLite database file URL (want sqlite://PATH): {url}").into(),
+        ))
+    })
+}
+
+/// The file path in a `sqlite:` URL; `None` for anything else, and for in-memory databases,
+/// which a pool of connections cannot share.
+fn path_from_url(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = rest.split_once('?').map_or(rest, |(path, _)| path);
+    if rest.is_empty() || rest == ":memory:" {
+        return None;
+    }
+    Some(PathBuf::from(rest))
+}
+
+/// Takes the exclusive advisory lock on `<path>.lock`. The lock file is never removed: removing
+/// it would let a third process lock a fresh file while the second still holds the old one.
+fn lock_database(path: &Path) -> StoreResult<File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let io_error = |err: std::io::Error| {
+        StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+            err.kind(),
+            format!("cannot lock {}: {err}", lock_path.display()),
+        )))
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(io_error)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(StoreError::Locked(format!(
+            "another fleethook process is already serving {} (lock {} is held); stop it or use \
+             another FLEETHOOK_DATABASE_URL",
+            path.display(),
+            lock_path.display()
+        ))),
+        Err(TryLockError::Error(err)) => Err(io_error(err)),
+    }
+}
+
+/// Maps a unique-constraint violation to `Conflict` with a message naming what is taken.
+fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |err| match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(format!("{what} ({})", db.message()))
+        }
+        _ => StoreError::Database(err),
+    }
+}
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode JSON: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> StoreResult<T> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("{what} is not valid JSON: {e}")))
+}
+
+fn parse_enum<T>(text: &str, parse: fn(&str) -> Option<T>, what: &str) -> StoreResult<T> {
+    parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown {what} {text:?}")))
+}
+
+/// JSON equality by value: object keys in any order, and `1` equal to `1.0`, as a JSON reader
+/// (or Postgres `jsonb`) sees them. A body re-encoded by a source must not count as a change.
+fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            // Integers compare exactly; only a float on either side compares as f64, so two
+            // large integers never collapse into one through rounding.
+            x == y || ((x.is_f64() || y.is_f64()) && x.as_f64() == y.as_f64())
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_eq(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn app_from_row(row: &SqliteRow) -> StoreResult<App> {
+    Ok(App {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        management_token: row.try_get("management_token")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn vehicle_from_row(row: &SqliteRow) -> StoreResult<Vehicle> {
+    let mode: String = row.try_get("mode")?;
+    Ok(Vehicle {
+        id: row.try_get("id")?,
+        app_id: row.try_get("app_id")?,
+        user_id: row.try_get("user_id")?,
+        access_token: row.try_get("access_token")?,
+        make: row.try_get("make")?,
+        model: row.try_get("model")?,
+        year: row.try_get("year")?,
+        vin: row.try_get("vin")?,
+        mode: parse_enum(&mode, VehicleMode::parse, "vehicle mode")?,
+        simulated: row.try_get("simulated")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Decodes [`WEBHOOK_COLS`] starting at column `at`.
+fn webhook_at(row: &SqliteRow, at: usize) -> StoreResult<Webhook> {
+    let kind: String = row.try_get(at + 3)?;
+    let config: String = row.try_get(at + 6)?;
+    let status: String = row.try_get(at + 7)?;
+    Ok(Webhook {
+        id: row.try_get(at)?,
+        app_id: row.try_get(at + 1)?,
+        name: row.try_get(at + 2)?,
+        kind: parse_enum(&kind, WebhookKind::parse, "webhook kind")?,
+        callback_uri: row.try_get(at + 4)?,
+        error_callback_uri: row.try_get(at + 5)?,
+        config: from_json(&config, "webhook config")?,
+        status: parse_enum(&status, WebhookStatus::parse, "webhook status")?,
+        disabled_reason: row.try_get(at + 8)?,
+        signing_secret: row.try_get(at + 9)?,
+        previous_secret: row.try_get(at + 10)?,
+        previous_secret_expires_at: row.try_get(at + 11)?,
+        max_payload_bytes: row.try_get(at + 12)?,
+        created_at: row.try_get(at + 13)?,
+        updated_at: row.try_get(at + 14)?,
+    })
+}
+
+/// Decodes [`DELIVERY_COLS`] starting at column `at`.
+fn delivery_at(row: &SqliteRow, at: usize) -> StoreResult<Delivery> {
+    let purpose: String = row.try_get(at + 4)?;
+    let vehicle_ids: String = row.try_get(at + 8)?;
+    let status: String = row.try_get(at + 9)?;
+    Ok(Delivery {
+        id: row.try_get(at)?,
+        app_id: row.try_get(at + 1)?,
+        webhook_id: row.try_get(at + 2)?,
+        event_id: row.try_get(at + 3)?,
+        purpose: parse_enum(&purpose, DeliveryPurpose::parse, "delivery purpose")?,
+        target_uri: row.try_get(at + 5)?,
+        body: row.try_get(at + 6)?,
+        event_type: row.try_get(at + 7)?,
+        vehicle_ids: from_json(&vehicle_ids, "delivery vehicle ids")?,
+        status: parse_enum(&status, DeliveryStatus::parse, "delivery status")?,
+        attempt_count: row.try_get(at + 10)?,
+        next_attempt_at: row.try_get(at + 11)?,
+        last_error: row.try_get(at + 12)?,
+        created_at: row.try_get(at + 13)?,
+        updated_at: row.try_get(at + 14)?,
+    })
+}
+
+/// Decodes a row of [`CLAIM_SELECT`].
+fn claimed_from_row(row: &SqliteRow) -> StoreResult<ClaimedDelivery> {
+    Ok(ClaimedDelivery {
+        delivery: delivery_at(row, 0)?,
+        webhook: webhook_at(row, DELIVERY_COL_COUNT)?,
+        management_token: row.try_get(DELIVERY_COL_COUNT + WEBHOOK_COL_COUNT)?,
+    })
+}
+
+fn error_from_row(row: &SqliteRow) -> StoreResult<VehicleErrorState> {
+    let signals: String = row.try_get("signals")?;
+    Ok(VehicleErrorState {
+        error_type: row.try_get("error_type")?,
+        code: row.try_get("code")?,
+        description: row.try_get("description")?,
+        signals: from_json(&signals, "error signals")?,
+    })
+}
+
+/// A delivery joined with what the dispatcher needs to send it. The inner joins leave out
+/// deliveries whose webhook is gone.
+fn claim_select() -> String {
+    format!(
+        "SELECT {DELIVERY_COLS}, {WEBHOOK_COLS}, a.management_token \
+         FROM deliveries d \
+         JOIN webhooks w ON w.id = d.webhook_id AND w.app_id = d.app_id \
+         JOIN apps a ON a.id = d.app_id"
+    )
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_app(&self, app: &App) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO apps (id, name, management_token, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&app.id)
+        .bind(&app.name)
+        .bind(&app.management_token)
+        .bind(app.created_at)
+        .execute(&self.writer)
+        .await
+        .map_err(conflict(
+            "application id or management token already in use",
+        ))?;
+        Ok(())
+    }
+
+    async fn app(&self, id: &str) -> StoreResult<Option<App>> {
+        let row =
+            sqlx::query("SELECT id, name, management_token, created_at FROM apps WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.readers)
+                .await?;
+        row.as_ref().map(app_from_row).transpose()
+    }
+
+    async fn app_by_token(&self, token: &str) -> StoreResult<Option<App>> {
+        let row = sqlx::query(
+            "SELECT id, name, management_token, created_at FROM apps WHERE management_token = ?",
+        )
+        .bind(token)
+        .fetch_optional(&self.readers)
+        .await?;
+        row.as_ref().map(app_from_row).transpose()
+    }
+
+    async fn list_apps(&self) -> StoreResult<Vec<App>> {
+        let rows = sqlx::query(
+            "SELECT id, name, management_token, created_at FROM apps ORDER BY created_at, id",
+        )
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(app_from_row).collect()
+    }
+
+    async fn set_app_token(&self, app_id: &str, token: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE apps SET management_token = ? WHERE id = ?")
+            .bind(token)
+            .bind(app_id)
+            .execute(&self.writer)
+            .await
+            .map_err(conflict(
+                "management token already in use by another application",
+            ))?;
+        Ok(())
+    }
+
+    async fn create_vehicle(&self, vehicle: &Vehicle) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO vehicles (id, app_id, user_id, access_token, make, model, year, vin, mode, \
+             simulated, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&vehicle.id)
+        .bind(&vehicle.app_id)
+        .bind(&vehicle.user_id)
+        .bind(&vehicle.access_token)
+        .bind(&vehicle.make)
+        .bind(&vehicle.model)
+        .bind(vehicle.year)
+        .bind(&vehicle.vin)
+        .bind(vehicle.mode.as_str())
+        .bind(vehicle.simulated)
+        .bind(vehicle.created_at)
+        .execute(&self.writer)
+        .await
+        .map_err(conflict("vehicle id, or VIN within the application, already in use"))?;
+        Ok(())
+    }
+
+    async fn vehicle(&self, app_id: &str, id: &str) -> StoreResult<Option<Vehicle>> {
+        let row = sqlx::query(&format!(
+            "SELECT {VEHICLE_COLS} FROM vehicles WHERE id = ? AND app_id = ?"
+        ))
+        .bind(id)
+        .bind(app_id)
+        .fetch_optional(&self.readers)
+        .await?;
+        row.as_ref().map(vehicle_from_row).transpose()
+    }
+
+    async fn vehicle_by_token(&self, token: &str) -> StoreResult<Option<Vehicle>> {
+        // Tokens are not unique by schema; the oldest vehicle answers deterministically.
+        let row = sqlx::query(&format!(
+            "SELECT {VEHICLE_COLS} FROM vehicles WHERE access_token = ? ORDER BY created_at, seq LIMIT 1"
+        ))
+        .bind(token)
+        .fetch_optional(&self.readers)
+        .await?;
+        row.as_ref().map(vehicle_from_row).transpose()
+    }
+
+    async fn list_vehicles(
+        &self,
+        app_id: &str,
+        user_id: Option<&str>,
+        page: Page,
+    ) -> StoreResult<(Vec<Vehicle>, i64)> {
+        // One read transaction, so the page and the total come from the same snapshot.
+        let mut tx = self.readers.begin().await?;
+        // Two statements rather than `? IS NULL OR user_id = ?`, which would keep SQLite from
+        // using the per-user index.
+        let (rows, total) = match user_id {
+            None => {
+                let rows = sqlx::query(&format!(
+                    "SELECT {VEHICLE_COLS} FROM vehicles WHERE app_id = ? \
+                     ORDER BY created_at, seq LIMIT ? OFFSET ?"
+                ))
+                .bind(app_id)
+                .bind(page.limit)
+                .bind(page.offset)
+                .fetch_all(&mut *tx)
+                .await?;
+                let total: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM vehicles WHERE app_id = ?")
+                        .bind(app_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                (rows, total)
+            }
+            Some(user) => {
+                let rows = sqlx::query(&format!(
+                    "SELECT {VEHICLE_COLS} FROM vehicles WHERE app_id = ? AND user_id = ? \
+                     ORDER BY created_at, seq LIMIT ? OFFSET ?"
+                ))
+                .bind(app_id)
+                .bind(user)
+                .bind(page.limit)
+                .bind(page.offset)
+                .fetch_all(&mut *tx)
+                .await?;
+                let total: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM vehicles WHERE app_id = ? AND user_id = ?",
+                )
+                .bind(app_id)
+                .bind(user)
+                .fetch_one(&mut *tx)
+                .await?;
+                (rows, total)
+            }
+        };
+        tx.commit().await?;
+        let vehicles = rows
+            .iter()
+            .map(vehicle_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok((vehicles, total))
+    }
+
+    async fn delete_vehicle(&self, app_id: &str, id: &str) -> StoreResult<bool> {
+        // Signals, errors and subscriptions go with it by ON DELETE CASCADE; deliveries stay as
+        // the log.
+        let done = sqlx::query("DELETE FROM vehicles WHERE id = ? AND app_id = ?")
+            .bind(id)
+            .bind(app_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn apply_ingest(
+        &self,
+        vehicle_id: &str,
+        signals: &[SignalValue],
+        errors: Option<&[VehicleErrorState]>,
+        now: Millis,
+    ) -> StoreResult<IngestApplied> {
+        // A code given twice counts once, with its last value: one ingest is one step of the
+        // vehicle's state, and an upsert cannot touch the same row twice in one statement anyway.
+        let mut latest: Vec<&SignalValue> = Vec::with_capacity(signals.len());
+        let mut position: HashMap<&str, usize> = HashMap::with_capacity(signals.len());
+        for signal in signals {
+            match position.get(signal.code.as_str()) {
+                Some(&i) => latest[i] = signal,
+                None => {
+                    position.insert(signal.code.as_str(), latest.len());
+                    latest.push(signal);
+                }
+            }
+        }
+        let bodies = latest
+            .iter()
+            .map(|s| to_json(&s.body))
+            .collect::<StoreResult<Vec<String>>>()?;
+        let codes = to_json(&latest.iter().map(|s| s.code.as_str()).collect::<Vec<_>>())?;
+
+        let mut applied = IngestApplied::default();
+        let mut tx = self.write_tx().await?;
+
+        if !latest.is_empty() {
+            let rows = sqlx::query(
+                "SELECT code, body FROM signals \
+                 WHERE vehicle_id = ? AND code IN (SELECT value FROM json_each(?))",
+            )
+            .bind(vehicle_id)
+            .bind(&codes)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut stored: HashMap<String, Value> = HashMap::with_capacity(rows.len());
+            for row in &rows {
+                let code: String = row.try_get("code")?;
+                let body: String = row.try_get("body")?;
+                let body = from_json(&body, "signal body")?;
+                stored.insert(code, body);
+            }
+            for signal in &latest {
+                let previous = stored.remove(&signal.code);
+                if previous.as_ref().is_some_and(|p| json_eq(p, &signal.body)) {
+                    continue;
+                }
+                applied.changes.push(SignalChange {
+                    code: signal.code.clone(),
+                    previous,
+                    current: signal.body.clone(),
+                });
+            }
+            // Unchanged values are written too: their retrieval times move on.
+            let rows: Vec<(&SignalValue, &String)> = latest.iter().copied().zip(&bodies).collect();
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                let mut insert = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO signals (vehicle_id, code, body, oem_updated_at, retrieved_at, updated_at) ",
+                );
+                insert.push_values(chunk, |mut b, (signal, body)| {
+                    b.push_bind(vehicle_id)
+                        .push_bind(signal.code.as_str())
+                        .push_bind(body.as_str())
+                        .push_bind(signal.oem_updated_at)
+                        .push_bind(signal.retrieved_at)
+                        .push_bind(now);
+                });
+                insert.push(
+                    " ON CONFLICT (vehicle_id, code) DO UPDATE SET body = excluded.body, \
+                     oem_updated_at = excluded.oem_updated_at, retrieved_at = excluded.retrieved_at, \
+                     updated_at = excluded.updated_at",
+                );
+                insert.build().execute(&mut *tx).await?;
+            }
+        }
+
+        if let Some(errors) = errors {
+            let rows = sqlx::query(
+                "SELECT error_type, code, description, signals, raised_at FROM vehicle_errors \
+                 WHERE vehicle_id = ? ORDER BY position",
+            )
+            .bind(vehicle_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut stored: Vec<(VehicleErrorState, Millis)> = Vec::with_capacity(rows.len());
+            for row in &rows {
+                stored.push((error_from_row(row)?, row.try_get("raised_at")?));
+            }
+
+            // The new active set, keyed by (type, code); a key given twice counts once.
+            let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(errors.len());
+            let mut active: Vec<(&VehicleErrorState, Millis)> = Vec::with_capacity(errors.len());
+            for error in errors {
+                if !seen.insert((error.error_type.as_str(), error.code.as_str())) {
+                    continue;
+                }
+                let raised_at = stored
+                    .iter()
+                    .find(|(s, _)| s.error_type == error.error_type && s.code == error.code)
+                    .map(|(_, at)| *at);
+                match raised_at {
+                    Some(at) => active.push((error, at)),
+                    None => {
+                        applied.raised.push(error.clone());
+                        active.push((error, now));
+                    }
+                }
+            }
+            for (error, _) in &stored {
+                if !seen.contains(&(error.error_type.as_str(), error.code.as_str())) {
+                    applied.resolved.push(error.clone());
+                }
+            }
+
+            let unchanged = stored.len() == active.len()
+                && stored.iter().zip(&active).all(|((s, _), (a, _))| s == *a);
+            if !unchanged {
+                sqlx::query("DELETE FROM vehicle_errors WHERE vehicle_id = ?")
+                    .bind(vehicle_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let rows = active
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (error, at))| Ok((i as i64, *error, *at, to_json(&error.signals)?)))
+                    .collect::<StoreResult<Vec<_>>>()?;
+                for chunk in rows.chunks(ROWS_PER_INSERT) {
+                    let mut insert = QueryBuilder::<Sqlite>::new(
+                        "INSERT INTO vehicle_errors (vehicle_id, error_type, code, description, signals, \
+                         position, raised_at) ",
+                    );
+                    insert.push_values(chunk, |mut b, (i, error, at, signals)| {
+                        b.push_bind(vehicle_id)
+                            .push_bind(error.error_type.as_str())
+                            .push_bind(error.code.as_str())
+                            .push_bind(error.description.as_deref())
+                            .push_bind(signals.as_str())
+                            .push_bind(*i)
+                            .push_bind(*at);
+                    });
+                    insert.build().execute(&mut *tx).await?;
+                }
+            }
+        }
+
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    async fn signals(&self, vehicle_id: &str) -> StoreResult<HashMap<String, SignalValue>> {
+        let rows = sqlx::query(
+            "SELECT code, body, oem_updated_at, retrieved_at FROM signals WHERE vehicle_id = ?",
+        )
+        .bind(vehicle_id)
+        .fetch_all(&self.readers)
+        .await?;
+        let mut signals = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let code: String = row.try_get("code")?;
+            let body: String = row.try_get("body")?;
+            let value = SignalValue {
+                code: code.clone(),
+                body: from_json(&body, "signal body")?,
+                oem_updated_at: row.try_get("oem_updated_at")?,
+                retrieved_at: row.try_get("retrieved_at")?,
+            };
+            signals.insert(code, value);
+        }
+        Ok(signals)
+    }
+
+    async fn vehicle_errors(&self, vehicle_id: &str) -> StoreResult<Vec<VehicleErrorState>> {
+        let rows = sqlx::query(
+            "SELECT error_type, code, description, signals FROM vehicle_errors \
+             WHERE vehicle_id = ? ORDER BY position",
+        )
+        .bind(vehicle_id)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(error_from_row).collect()
+    }
+
+    async fn create_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO webhooks (id, app_id, name, kind, callback_uri, error_callback_uri, config, \
+             status, disabled_reason, signing_secret, previous_secret, previous_secret_expires_at, \
+             max_payload_bytes, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&webhook.id)
+        .bind(&webhook.app_id)
+        .bind(&webhook.name)
+        .bind(webhook.kind.as_str())
+        .bind(&webhook.callback_uri)
+        .bind(&webhook.error_callback_uri)
+        .bind(to_json(&webhook.config)?)
+        .bind(webhook.status.as_str())
+        .bind(&webhook.disabled_reason)
+        .bind(&webhook.signing_secret)
+        .bind(&webhook.previous_secret)
+        .bind(webhook.previous_secret_expires_at)
+        .bind(webhook.max_payload_bytes)
+        .bind(webhook.created_at)
+        .bind(webhook.updated_at)
+        .execute(&self.writer)
+        .await
+        .map_err(conflict("webhook id already in use"))?;
+        Ok(())
+    }
+
+    async fn webhook(&self, app_id: &str, id: &str) -> StoreResult<Option<Webhook>> {
+        let row = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLS} FROM webhooks w WHERE w.id = ? AND w.app_id = ?"
+        ))
+        .bind(id)
+        .bind(app_id)
+        .fetch_optional(&self.readers)
+        .await?;
+        row.map(|row| webhook_at(&row, 0)).transpose()
+    }
+
+    async fn list_webhooks(&self, app_id: &str) -> StoreResult<Vec<Webhook>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLS} FROM webhooks w WHERE w.app_id = ? ORDER BY w.created_at, w.seq"
+        ))
+        .bind(app_id)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(|row| webhook_at(row, 0)).collect()
+    }
+
+    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        // Everything but the identity (id, application) and the creation time.
+        sqlx::query(
+            "UPDATE webhooks SET name = ?, kind = ?, callback_uri = ?, error_callback_uri = ?, \
+             config = ?, status = ?, disabled_reason = ?, signing_secret = ?, previous_secret = ?, \
+             previous_secret_expires_at = ?, max_payload_bytes = ?, updated_at = ? \
+             WHERE id = ? AND app_id = ?",
+        )
+        .bind(&webhook.name)
+        .bind(webhook.kind.as_str())
+        .bind(&webhook.callback_uri)
+        .bind(&webhook.error_callback_uri)
+        .bind(to_json(&webhook.config)?)
+        .bind(webhook.status.as_str())
+        .bind(&webhook.disabled_reason)
+        .bind(&webhook.signing_secret)
+        .bind(&webhook.previous_secret)
+        .bind(webhook.previous_secret_expires_at)
+        .bind(webhook.max_payload_bytes)
+        .bind(webhook.updated_at)
+        .bind(&webhook.id)
+        .bind(&webhook.app_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_webhook(&self, app_id: &str, id: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        // Subscriptions go with the webhook by ON DELETE CASCADE.
+        let deleted = sqlx::query("DELETE FROM webhooks WHERE id = ? AND app_id = ?")
+            .bind(id)
+            .bind(app_id)
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        // The outbox must not keep what can no longer be sent: its pending deliveries fail and
+        // stay in the log. `updated_at` is left alone: this call carries no platform time.
+        sqlx::query(
+            "UPDATE deliveries SET status = 'failed', last_error = ?, next_attempt_at = NULL, \
+             lease_until = NULL WHERE webhook_id = ? AND app_id = ? AND status = 'pending'",
+        )
+        .bind(WEBHOOK_DELETED)
+        .bind(id)
+        .bind(app_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn subscribe(&self, webhook_id: &str, vehicle_id: &str, at: Millis) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO subscriptions (webhook_id, vehicle_id, created_at) VALUES (?, ?, ?) \
+             ON CONFLICT (webhook_id, vehicle_id) DO NOTHING",
+        )
+        .bind(webhook_id)
+        .bind(vehicle_id)
+        .bind(at)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn unsubscribe(&self, webhook_id: &str, vehicle_id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM subscriptions WHERE webhook_id = ? AND vehicle_id = ?")
+            .bind(webhook_id)
+            .bind(vehicle_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn subscriptions(
+        &self,
+        webhook_id: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<Subscription>, i64)> {
+        let mut tx = self.readers.begin().await?;
+        let rows = sqlx::query(
+            "SELECT webhook_id, vehicle_id, created_at FROM subscriptions WHERE webhook_id = ? \
+             ORDER BY created_at, vehicle_id LIMIT ? OFFSET ?",
+        )
+        .bind(webhook_id)
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(&mut *tx)
+        .await?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM subscriptions WHERE webhook_id = ?")
+                .bind(webhook_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        let subscriptions = rows
+            .iter()
+            .map(|row| {
+                Ok(Subscription {
+                    webhook_id: row.try_get("webhook_id")?,
+                    vehicle_id: row.try_get("vehicle_id")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok((subscriptions, total))
+    }
+
+    async fn enqueue_many(&self, deliveries: &[NewDelivery]) -> StoreResult<()> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let vehicle_ids = deliveries
+            .iter()
+            .map(|d| to_json(&d.vehicle_ids))
+            .collect::<StoreResult<Vec<String>>>()?;
+        let links: Vec<(&str, &str)> = deliveries
+            .iter()
+            .flat_map(|d| {
+                d.vehicle_ids
+                    .iter()
+                    .map(move |v| (d.id.as_str(), v.as_str()))
+            })
+            .collect();
+        let ids = to_json(&deliveries.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())?;
+
+        let mut tx = self.write_tx().await?;
+        let rows: Vec<(&NewDelivery, &String)> = deliveries.iter().zip(&vehicle_ids).collect();
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO deliveries (id, app_id, webhook_id, event_id, purpose, target_uri, body, \
+                 event_type, vehicle_ids, status, attempt_count, next_attempt_at, created_at, updated_at) ",
+            );
+            insert.push_values(chunk, |mut b, (d, vehicles)| {
+                b.push_bind(d.id.as_str())
+                    .push_bind(d.app_id.as_str())
+                    .push_bind(d.webhook_id.as_str())
+                    .push_bind(d.event_id.as_str())
+                    .push_bind(d.purpose.as_str())
+                    .push_bind(d.target_uri.as_str())
+                    .push_bind(d.body.as_str())
+                    .push_bind(d.event_type.as_str())
+                    .push_bind(vehicles.as_str())
+                    .push_bind(DeliveryStatus::Pending.as_str())
+                    .push_bind(0_i64)
+                    .push_bind(d.next_attempt_at)
+                    .push_bind(d.created_at)
+                    .push_bind(d.created_at);
+            });
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(conflict("delivery id already in use"))?;
+        }
+        for chunk in links.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO delivery_vehicles (delivery_id, vehicle_id) ",
+            );
+            insert.push_values(chunk, |mut b, (delivery, vehicle)| {
+                b.push_bind(*delivery).push_bind(*vehicle);
+            });
+            // A payload may name a vehicle twice; the index needs it once.
+            insert.push(" ON CONFLICT DO NOTHING");
+            insert.build().execute(&mut *tx).await?;
+        }
+        // A payload rendered for a webhook deleted meanwhile could never be claimed; failing it
+        // now keeps it out of the outbox's depth and due time.
+        sqlx::query(
+            "UPDATE deliveries SET status = 'failed', last_error = ?, next_attempt_at = NULL \
+             WHERE id IN (SELECT value FROM json_each(?)) \
+             AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.id = deliveries.webhook_id)",
+        )
+        .bind(WEBHOOK_DELETED)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_due(
+        &self,
+        now: Millis,
+        lease_now: Millis,
+        lease_until: Millis,
+        limit: i64,
+        skip_webhooks: &[String],
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        // One JSON parameter for the skip list keeps the statement text, and so the prepared
+        // statement, the same whatever its length.
+        let skip = to_json(skip_webhooks)?;
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(&format!(
+            "{} WHERE d.status = 'pending' AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ? \
+             AND (d.lease_until IS NULL OR d.lease_until <= ?) \
+             AND d.webhook_id NOT IN (SELECT value FROM json_each(?)) \
+             ORDER BY d.next_attempt_at, d.seq LIMIT ?",
+            claim_select()
+        ))
+        .bind(now)
+        .bind(lease_now)
+        .bind(&skip)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let claimed = rows
+            .iter()
+            .map(claimed_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if !claimed.is_empty() {
+            let ids = to_json(
+                &claimed
+                    .iter()
+                    .map(|c| c.delivery.id.as_str())
+                    .collect::<Vec<_>>(),
+            )?;
+            sqlx::query("UPDATE deliveries SET lease_until = ? WHERE id IN (SELECT value FROM json_each(?))")
+                .bind(lease_until)
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn claim_one(
+        &self,
+        app_id: &str,
+        delivery_id: &str,
+        lease_until: Millis,
+    ) -> StoreResult<Option<ClaimedDelivery>> {
+        // A delivery under a live lease is being sent right now: a second, concurrent attempt
+        // would only race it. Leases are real time, which the store can read itself.
+        let lease_now = real_now_ms();
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(&format!(
+            "{} WHERE d.id = ? AND d.app_id = ? AND (d.lease_until IS NULL OR d.lease_until <= ?)",
+            claim_select()
+        ))
+        .bind(delivery_id)
+        .bind(app_id)
+        .bind(lease_now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let claimed = claimed_from_row(&row)?;
+        sqlx::query("UPDATE deliveries SET lease_until = ? WHERE id = ?")
+            .bind(lease_until)
+            .bind(delivery_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(claimed))
+    }
+
+    async fn complete_many(&self, completions: &[Completion]) -> StoreResult<()> {
+        if completions.is_empty() {
+            return Ok(());
+        }
+        // Prepared statements reused row by row inside one transaction: SQLite runs in-process,
+        // so a statement costs microseconds and the commit (one WAL append) is what matters.
+        let mut tx = self.write_tx().await?;
+        for c in completions {
+            if let Some(a) = &c.attempt {
+                // The number is the caller's unless it is taken (a manual retry racing the
+                // dispatcher on one delivery): then the next free one, so no attempt is lost.
+                sqlx::query(
+                    "INSERT INTO attempts (delivery_id, number, wire_delivery_id, started_at, status_code, \
+                     duration_ms, error, response_body) VALUES (?1, max(?2, \
+                     (SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE delivery_id = ?1)), \
+                     ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .bind(&c.delivery_id)
+                .bind(a.number)
+                .bind(&a.wire_delivery_id)
+                .bind(a.started_at)
+                .bind(a.status_code)
+                .bind(a.duration_ms)
+                .bind(&a.error)
+                .bind(&a.response_body)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let (status, next_attempt_at, retry) = match c.outcome {
+                Outcome::Succeeded => (DeliveryStatus::Succeeded, None, false),
+                Outcome::RetryAt(at) => (DeliveryStatus::Pending, Some(at), true),
+                Outcome::Failed => (DeliveryStatus::Failed, None, false),
+            };
+            // A retry never revives a delivery that finished meanwhile (its webhook was deleted
+            // while the attempt was in flight): it would sit in the outbox with nowhere to go.
+            sqlx::query(
+                "UPDATE deliveries SET \
+                 attempt_count = attempt_count + ?1, lease_until = NULL, updated_at = ?2, \
+                 status = CASE WHEN ?3 AND status <> 'pending' THEN status ELSE ?4 END, \
+                 next_attempt_at = CASE WHEN ?3 AND status <> 'pending' THEN NULL ELSE ?5 END, \
+                 last_error = CASE WHEN ?3 AND status <> 'pending' THEN last_error ELSE ?6 END \
+                 WHERE id = ?7",
+            )
+            .bind(i64::from(c.attempt.is_some()))
+            .bind(c.at)
+            .bind(retry)
+            .bind(status.as_str())
+            .bind(next_attempt_at)
+            .bind(&c.last_error)
+            .bind(&c.delivery_id)
+            .execute(&mut *tx)
+            .await?;
+            if let Some((webhook_id, reason)) = &c.disable_webhook {
+                // Only the first reason sticks: a webhook already disabled (by hand or by an
+                // earlier completion) keeps the reason it has.
+                sqlx::query(
+                    "UPDATE webhooks SET status = 'disabled', disabled_reason = ?, updated_at = ? \
+                     WHERE id = ? AND status IN ('enabled', 'unverified')",
+                )
+                .bind(reason)
+                .bind(c.at)
+                .bind(webhook_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn next_due_at(&self) -> StoreResult<Option<Millis>> {
+        // Same population as claim_due (the webhook must exist), so a dispatcher told "due now"
+        // finds something to claim instead of spinning.
+        let due: Option<Millis> = sqlx::query_scalar(
+            "SELECT d.next_attempt_at FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.status = 'pending' AND d.next_attempt_at IS NOT NULL \
+             ORDER BY d.next_attempt_at LIMIT 1",
+        )
+        .fetch_optional(&self.readers)
+        .await?;
+        Ok(due)
+    }
+
+    async fn release_all_leases(&self) -> StoreResult<u64> {
+        // Only pending deliveries' leases matter (completions clear the others'), and the
+        // status term lets SQLite read the small outbox index instead of the whole log.
+        let done = sqlx::query(
+            "UPDATE deliveries SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL",
+        )
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn outbox_depth(&self) -> StoreResult<i64> {
+        let depth: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at IS NOT NULL")
+                .fetch_one(&self.readers)
+                .await?;
+        Ok(depth)
+    }
+
+    async fn delivery(&self, app_id: &str, id: &str) -> StoreResult<Option<Delivery>> {
+        let row = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLS} FROM deliveries d WHERE d.id = ? AND d.app_id = ?"
+        ))
+        .bind(id)
+        .bind(app_id)
+        .fetch_optional(&self.readers)
+        .await?;
+        row.map(|row| delivery_at(&row, 0)).transpose()
+    }
+
+    async fn attempts(&self, delivery_id: &str) -> StoreResult<Vec<Attempt>> {
+        let rows = sqlx::query(
+            "SELECT delivery_id, number, wire_delivery_id, started_at, status_code, duration_ms, error, \
+             response_body FROM attempts WHERE delivery_id = ? ORDER BY number",
+        )
+        .bind(delivery_id)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Attempt {
+                    delivery_id: row.try_get("delivery_id")?,
+                    number: row.try_get("number")?,
+                    wire_delivery_id: row.try_get("wire_delivery_id")?,
+                    started_at: row.try_get("started_at")?,
+                    status_code: row.try_get("status_code")?,
+                    duration_ms: row.try_get("duration_ms")?,
+                    error: row.try_get("error")?,
+                    response_body: row.try_get("response_body")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_deliveries(
+        &self,
+        app_id: &str,
+        webhook_id: &str,
+        filter: &DeliveryFilter,
+        page: Page,
+    ) -> StoreResult<(Vec<Delivery>, i64)> {
+        // The webhook index drives both statements; the optional filters are cheap row checks
+        // on that range, so NULL-tolerant terms keep one prepared statement for every filter.
+        const WHERE: &str =
+            "WHERE d.app_id = ?1 AND d.webhook_id = ?2 AND (?3 IS NULL OR d.status = ?3) \
+             AND (?4 IS NULL OR EXISTS (SELECT 1 FROM delivery_vehicles dv \
+             WHERE dv.delivery_id = d.id AND dv.vehicle_id = ?4))";
+        let status = filter.status.map(DeliveryStatus::as_str);
+        let vehicle = filter.vehicle_id.as_deref();
+        let mut tx = self.readers.begin().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLS} FROM deliveries d {WHERE} \
+             ORDER BY d.created_at DESC, d.seq DESC LIMIT ?5 OFFSET ?6"
+        ))
+        .bind(app_id)
+        .bind(webhook_id)
+        .bind(status)
+        .bind(vehicle)
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(&mut *tx)
+        .await?;
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM deliveries d {WHERE}"))
+            .bind(app_id)
+            .bind(webhook_id)
+            .bind(status)
+            .bind(vehicle)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let deliveries = rows
+            .iter()
+            .map(|row| delivery_at(row, 0))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok((deliveries, total))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::conformance::{self, conformance_cases};
+    use crate::store::SharedStore;
+
+    async fn fresh() -> (tempfile::TempDir, SharedStore) {
+        let dir = tempfile::TempDir::new().expect("temporary directory");
+        let store = SqliteStore::open(&dir.path().join("fleethook.db"))
+            .await
+            .expect("open a fresh SQLite store");
+        (dir, Arc::new(store))
+    }
+
+    /// One test per conformance case, each on a database of its own.
+    macro_rules! sqlite_conformance {
+        ($($case:ident),* $(,)?) => {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (_dir, store) = fresh().await;
+                    conformance::$case(store).await;
+                }
+            )*
+        };
+    }
+
+    conformance_cases!(sqlite_conformance);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conformance_run_all_shares_one_database() {
+        let (_dir, store) = fresh().await;
+        conformance::run_all(store).await;
+    }
+
+    #[tokio::test]
+    async fn second_open_of_one_file_is_refused_while_the_first_is_open() {
+        let dir = tempfile::TempDir::new().expect("temporary directory");
+        let path = dir.path().join("fleethook.db");
+        let first = SqliteStore::open(&path).await.expect("first open");
+        match SqliteStore::open(&path).await {
+            Err(StoreError::Locked(message)) => {
+                let shown = path.display().to_string();
+                assert!(
+                    message.contains(&shown),
+                    "message should name {shown}: {message}"
+                );
+                assert!(
+                    message.contains(".lock"),
+                    "message should name the lock file: {message}"
+                );
+                assert_eq!(StoreError::Locked(message.clone()).to_string(), message);
+            }
+            Err(other) => panic!("second open should be Locked, got {other}"),
+            Ok(_) => panic!("second open of a file in use must fail"),
+        }
+        first.close().await;
+        drop(first);
+        SqliteStore::open(&path)
+            .await
+            .expect("the file opens again once the first store is gone");
+    }
+
+    #[tokio::test]
+    async fn shared_open_writes_beside_a_serving_store() {
+        let dir = tempfile::TempDir::new().expect("temporary directory");
+        let path = dir.path().join("fleethook.db");
+        let serving = SqliteStore::open(&path).await.expect("serving open");
+        let admin = SqliteStore::open_url_shared(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("a shared open ignores the process lock");
+        let app = App {
+            id: "app-admin".into(),
+            name: "added by hand".into(),
+            management_token: "amt_admin".into(),
+            created_at: 1_000,
+        };
+        admin
+            .create_app(&app)
+            .await
+            .expect("create app beside the server");
+        admin.close().await;
+        assert_eq!(
+            serving.app_by_token("amt_admin").await.expect("read app"),
+            Some(app),
+            "the serving store sees what the shared one wrote"
+        );
+    }
+
+    #[tokio::test]
+    async fn data_survives_close_and_reopen() {
+        let dir = tempfile::TempDir::new().expect("temporary directory");
+        let path = dir.path().join("fleethook.db");
+        let app = App {
+            id: "app-reopen".into(),
+            name: "reopen".into(),
+            management_token: "amt_reopen".into(),
+            created_at: 1_000,
+        };
+        {
+            let store = SqliteStore::open(&path).await.expect("first open");
+            store.create_app(&app).await.expect("create app");
+            store.close().await;
+        }
+        // Reopening also runs the migrations again, which must be a no-op.
+        let store = SqliteStore::open(&path).await.expect("reopen");
+        assert_eq!(store.app(&app.id).await.expect("read app"), Some(app));
+    }
+
+    #[tokio::test]
+    async fn open_url_accepts_both_url_forms() {
+        let dir = tempfile::TempDir::new().expect("temporary directory");
+        let path = dir.path().join("by-url.db");
+        let store = SqliteStore::open_url(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("sqlite://ABSOLUTE opens");
+        assert_eq!(store.path(), path.as_path());
+        store.close().await;
+        drop(store);
+        let store = SqliteStore::open_url(&format!("sqlite:{}", path.display()))
+            .await
+            .expect("sqlite:ABSOLUTE opens");
+        assert_eq!(store.path(), path.as_path());
+    }
+
+    #[test]
+    fn url_paths_parse_relative_and_absolute() {
+        assert_eq!(
+            path_from_url("sqlite://fleethook.db"),
+            Some(PathBuf::from("fleethook.db"))
+        );
+        assert_eq!(
+            path_from_url("sqlite:fleethook.db"),
+            Some(PathBuf::from("fleethook.db"))
+        );
+        assert_eq!(
+            path_from_url("sqlite:///var/lib/f.db"),
+            Some(PathBuf::from("/var/lib/f.db"))
+        );
+        assert_eq!(
+            path_from_url("sqlite:/var/lib/f.db"),
+            Some(PathBuf::from("/var/lib/f.db"))
+        );
+        assert_eq!(
+            path_from_url("sqlite://data/f.db?mode=rwc"),
+            Some(PathBuf::from("data/f.db"))
+        );
+        assert_eq!(path_from_url("sqlite::memory:"), None);
+        assert_eq!(path_from_url("sqlite://"), None);
+        assert_eq!(path_from_url("postgres://localhost/f"), None);
+    }
+
+    #[test]
+    fn json_equality_ignores_key_order_and_number_spelling() {
+        use serde_json::json;
+        let a: Value = serde_json::from_str(r#"{"unit":"percent","value":78}"#).expect("json");
+        let b: Value = serde_json::from_str(r#"{"value":78.0,"unit":"percent"}"#).expect("json");
+        assert!(json_eq(&a, &b));
+        assert!(!json_eq(&json!({"value": 78}), &json!({"value": 79})));
+        assert!(!json_eq(&json!([1, 2]), &json!([2, 1])));
+        assert!(!json_eq(&json!(u64::MAX), &json!(u64::MAX - 1)));
+        assert!(!json_eq(&json!({"a": 1}), &json!({"a": 1, "b": null})));
+    }
+
+    #[tokio::test]
+    async fn outbox_queries_use_the_partial_index() {
+        let dir = tempfile::TempDir::new().expect("temporary directory");
+        let store = SqliteStore::open(&dir.path().join("plan.db"))
+            .await
+            .expect("open");
+        let plans = [
+            "SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at IS NOT NULL",
+            "UPDATE deliveries SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL",
+        ];
+        for sql in plans {
+            let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .fetch_all(&store.readers)
+                .await
+                .expect("explain");
+            let detail: Vec<String> = rows.iter().map(|r| r.get::<String, _>("detail")).collect();
+            assert!(
+                detail.iter().any(|d| d.contains("deliveries_due")),
+                "{sql} should use deliveries_due: {detail:?}"
+            );
+        }
+    }
+}
+#[cfg(test)]
+mod tmpbench {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tmpbench() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = SqliteStore::open(&dir.path().join("b.db")).await.unwrap();
+        let app = App {
+            id: "a".into(),
+            name: "a".into(),
+            management_token: "t".into(),
+            created_at: 0,
+        };
+        store.create_app(&app).await.unwrap();
+        let w = Webhook {
+            id: "w".into(),
+            app_id: "a".into(),
+            name: "n".into(),
+            kind: WebhookKind::Scheduled,
+            callback_uri: "u".into(),
+            error_callback_uri: None,
+            config: serde_json::json!({}),
+            status: WebhookStatus::Enabled,
+            disabled_reason: None,
+            signing_secret: "s".into(),
+            previous_secret: None,
+            previous_secret_expires_at: None,
+            max_payload_bytes: 1,
+            created_at: 0,
+            updated_at: 0,
+        };
+        store.create_webhook(&w).await.unwrap();
+        let t = std::time::Instant::now();
+        for b in 0..20 {
+            let ds: Vec<NewDelivery> = (0..500)
+                .map(|i| NewDelivery {
+                    id: format!("d{b}-{i}"),
+                    app_id: "a".into(),
+                    webhook_id: "w".into(),
+                    event_id: "e".into(),
+                    purpose: DeliveryPurpose::Event,
+                    target_uri: "u".into(),
+                    body: "x".repeat(2000),
+                    event_type: "t".into(),
+                    vehicle_ids: vec![format!("v{i}")],
+                    next_attempt_at: Some(1),
+                    created_at: 1,
+                })
+                .collect();
+            store.enqueue_many(&ds).await.unwrap();
+        }
+        println!("enqueue 10k: {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let mut n = 0;
+        loop {
+            let c = store.claim_due(10, 0, 100, 500, &[]).await.unwrap();
+            if c.is_empty() {
+                break;
+            }
+            n += c.len();
+            let comps: Vec<Completion> = c
+                .iter()
+                .map(|c| Completion {
+                    delivery_id: c.delivery.id.clone(),
+                    attempt: Some(Attempt {
+                        delivery_id: c.delivery.id.clone(),
+                        number: 1,
+                        wire_delivery_id: "x".into(),
+                        started_at: 1,
+                        status_code: Some(200),
+                        duration_ms: 1,
+                        error: None,
+                        response_body: None,
+                    }),
+                    outcome: Outcome::Succeeded,
+                    last_error: None,
+                    disable_webhook: None,
+                    at: 2,
+                })
+                .collect();
+            store.complete_many(&comps).await.unwrap();
+        }
+        println!("claim+complete {n}: {:?}", t.elapsed());
+    }
+}
