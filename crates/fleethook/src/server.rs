@@ -17,12 +17,14 @@ use crate::metrics::Metrics;
 use crate::model::App;
 use crate::store::sqlite::SqliteStore;
 use crate::store::SharedStore;
+use crate::triggers::Triggers;
 
 /// What every request handler can reach.
 pub struct AppState {
     pub store: SharedStore,
     pub clock: SharedClock,
     pub dispatcher: Arc<Dispatcher>,
+    pub triggers: Arc<Triggers>,
     pub metrics: Arc<Metrics>,
     /// `FLEETHOOK_ALLOW_PRIVATE_CALLBACKS`: callbacks on loopback and private ranges.
     pub allow_private: bool,
@@ -99,8 +101,8 @@ pub struct ServerOptions {
     pub listen: String,
     pub allow_private: bool,
     pub dispatcher: DispatcherSettings,
-    /// Run the dispatcher loop in the background (tests that step delivery by hand with
-    /// `Dispatcher::run_due` turn it off).
+    /// Run the trigger and dispatcher loops in the background (tests that step time by hand
+    /// with `Triggers::run_due` and `Dispatcher::run_due` turn it off).
     pub background_dispatcher: bool,
 }
 
@@ -135,10 +137,12 @@ impl RunningServer {
             metrics.clone(),
             settings,
         );
+        let triggers = Triggers::new(store.clone(), clock.clone(), dispatcher.clone());
         let state = Arc::new(AppState {
             store,
             clock,
             dispatcher: dispatcher.clone(),
+            triggers: triggers.clone(),
             metrics,
             allow_private: options.allow_private,
         });
@@ -148,7 +152,14 @@ impl RunningServer {
         let addr = listener.local_addr()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let dispatcher_task = if options.background_dispatcher {
-            tokio::spawn(dispatcher.run(shutdown_rx.clone()))
+            let triggers_shutdown = shutdown_rx.clone();
+            let dispatcher_shutdown = shutdown_rx.clone();
+            tokio::spawn(async move {
+                tokio::join!(
+                    triggers.run(triggers_shutdown),
+                    dispatcher.run(dispatcher_shutdown)
+                );
+            })
         } else {
             tokio::spawn(async {})
         };

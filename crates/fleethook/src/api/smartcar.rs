@@ -199,10 +199,11 @@ pub async fn subscribe(
         .webhook(&vehicle.app_id, &webhook_id)
         .await?
         .ok_or_else(|| ApiError::not_found("webhook"))?;
-    state
-        .store
-        .subscribe(&webhook.id, &vehicle.id, state.clock.now_ms())
-        .await?;
+    let now = state.clock.now_ms();
+    if state.store.subscribe(&webhook.id, &vehicle.id, now).await? {
+        crate::triggers::on_subscribe(state.store.as_ref(), &webhook, &vehicle.id, now).await?;
+        state.triggers.wake();
+    }
     let body = json!({"webhookId": webhook.id, "vehicleId": vehicle.id});
     Ok(with_headers(
         StatusCode::OK,

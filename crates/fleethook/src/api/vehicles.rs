@@ -319,6 +319,9 @@ pub async fn ingest(
         .store
         .apply_ingest(&vehicle.id, &signals, errors.as_deref(), now)
         .await?;
+    if crate::triggers::on_ingest(state.store.as_ref(), &vehicle.id, &applied, now).await? {
+        state.triggers.wake();
+    }
     let changed: Vec<&str> = applied.changes.iter().map(|c| c.code.as_str()).collect();
     Ok((
         StatusCode::ACCEPTED,

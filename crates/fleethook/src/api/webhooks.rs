@@ -146,6 +146,8 @@ pub async fn create(
         updated_at: now,
     };
     state.store.create_webhook(&webhook).await?;
+    crate::triggers::on_webhook_saved(state.store.as_ref(), &webhook, now).await?;
+    state.triggers.wake();
     Ok((StatusCode::CREATED, Json(views::webhook(&webhook, true))))
 }
 
@@ -208,7 +210,8 @@ pub async fn update(
         webhook.max_payload_bytes = max_payload_field(v)?;
     }
     let changes = kind_part(webhook.kind, &body);
-    if !changes.is_empty() {
+    let config_changed = !changes.is_empty();
+    if config_changed {
         let mut merged = webhook.config.as_object().cloned().unwrap_or_default();
         merged.extend(changes);
         webhook.config = KindConfig::parse(webhook.kind, &merged)
@@ -217,6 +220,11 @@ pub async fn update(
     }
     webhook.updated_at = state.clock.now_ms();
     state.store.update_webhook(&webhook).await?;
+    if config_changed {
+        crate::triggers::on_webhook_saved(state.store.as_ref(), &webhook, webhook.updated_at)
+            .await?;
+        state.triggers.wake();
+    }
     Ok(Json(views::webhook(&webhook, true)))
 }
 

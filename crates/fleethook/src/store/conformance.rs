@@ -8,9 +8,9 @@
 //! every due delivery left by earlier cases and must not run concurrently with other cases on
 //! the same database. [`run_all`] runs every case one after the other.
 //!
-//! An implementation's tests run each case on a fresh database with
-//! [`conformance_cases!`](crate::store::conformance::conformance_cases), which hands the list
-//! of case names to a macro of the caller's.
+//! An implementation's tests run each case on a fresh database with the crate-private
+//! `conformance_cases!` macro, which hands the list of case names to a macro of the caller's
+//! (see the tests of `store::sqlite`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,6 +48,7 @@ macro_rules! conformance_cases {
             claim_due_skips_webhooks_at_their_cap,
             claim_one_claims_any_delivery_of_its_app,
             complete_many_records_attempts_and_outcomes,
+            complete_many_applies_large_and_repeating_batches_in_order,
             complete_many_disables_a_webhook_once,
             retry_completion_never_revives_a_finished_delivery,
             next_due_at_and_outbox_depth_follow_pending_deliveries,
@@ -1702,6 +1703,119 @@ pub async fn complete_many_records_attempts_and_outcomes(store: SharedStore) {
     );
     assert_eq!(attempts[2], Attempt { number: 3, ..clash });
     assert_eq!(delivery(&store, &app, &retried.id).await.attempt_count, 3);
+}
+
+/// A batch larger than any statement limit is applied whole, and several completions of one
+/// delivery in one batch apply in order.
+pub async fn complete_many_applies_large_and_repeating_batches_in_order(store: SharedStore) {
+    const MANY: usize = 1_234;
+    let app = new_app(&store, "big batches").await;
+    let webhook = new_webhook(&store, &app).await;
+    let deliveries: Vec<NewDelivery> = (0..MANY)
+        .map(|i| delivery_for(&webhook, Some(1_000), i as Millis, &[]))
+        .collect();
+    enqueue(&store, &deliveries).await;
+    let (_, total) = store
+        .list_deliveries(
+            &app.id,
+            &webhook.id,
+            &DeliveryFilter::default(),
+            Page::default(),
+        )
+        .await
+        .expect("list_deliveries");
+    assert_eq!(total, MANY as i64, "a large enqueue stores every delivery");
+
+    let mut completions: Vec<Completion> = deliveries
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let outcome = if i % 2 == 0 {
+                Outcome::Succeeded
+            } else {
+                Outcome::Failed
+            };
+            Completion {
+                attempt: Some(attempt(&d.id, 1, Some(200), None)),
+                ..completion(&d.id, outcome, 2_000)
+            }
+        })
+        .collect();
+    // The first delivery again, later in the same batch: retried after all, then succeeded.
+    let twice = &deliveries[0];
+    completions.insert(
+        1,
+        Completion {
+            attempt: Some(attempt(&twice.id, 2, Some(500), Some("HTTP 500"))),
+            last_error: Some("HTTP 500".to_string()),
+            ..completion(&twice.id, Outcome::RetryAt(3_000), 2_100)
+        },
+    );
+    completions.push(Completion {
+        attempt: Some(attempt(&twice.id, 3, Some(200), None)),
+        ..completion(&twice.id, Outcome::Succeeded, 2_200)
+    });
+    complete(&store, &completions).await;
+
+    let count = |status| {
+        let store = store.clone();
+        let app_id = app.id.clone();
+        let webhook_id = webhook.id.clone();
+        async move {
+            let filter = DeliveryFilter {
+                status: Some(status),
+                vehicle_id: None,
+            };
+            store
+                .list_deliveries(
+                    &app_id,
+                    &webhook_id,
+                    &filter,
+                    Page {
+                        limit: 1,
+                        offset: 0,
+                    },
+                )
+                .await
+                .expect("list_deliveries")
+                .1
+        }
+    };
+    assert_eq!(
+        count(DeliveryStatus::Pending).await,
+        0,
+        "every completion of a large batch applies"
+    );
+    assert_eq!(
+        count(DeliveryStatus::Succeeded).await,
+        MANY.div_ceil(2) as i64
+    );
+    assert_eq!(count(DeliveryStatus::Failed).await, (MANY / 2) as i64);
+    let last = delivery(&store, &app, &deliveries[MANY - 1].id).await;
+    assert_eq!(
+        (last.status, last.attempt_count),
+        (DeliveryStatus::Failed, 1)
+    );
+
+    let first = delivery(&store, &app, &twice.id).await;
+    assert_eq!(
+        (
+            first.status,
+            first.attempt_count,
+            first.next_attempt_at,
+            first.updated_at
+        ),
+        (DeliveryStatus::Succeeded, 3, None, 2_200),
+        "completions of one delivery apply in batch order"
+    );
+    let numbers: Vec<i64> = store
+        .attempts(&twice.id)
+        .await
+        .expect("attempts")
+        .iter()
+        .map(|a| a.number)
+        .collect();
+    assert_eq!(numbers, vec![1, 2, 3]);
 }
 
 /// A completion may disable its webhook; the first reason sticks, and a webhook disabled by

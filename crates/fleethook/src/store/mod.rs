@@ -63,6 +63,60 @@ pub struct DeliveryFilter {
     pub vehicle_id: Option<String>,
 }
 
+/// A vehicle with the latest value of each of its signals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VehicleSignals {
+    pub vehicle: Vehicle,
+    pub signals: HashMap<String, SignalValue>,
+}
+
+/// A scheduled webhook whose boundary has come.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleDue {
+    pub webhook: Webhook,
+    /// The boundary stored as next to deliver.
+    pub boundary_at: Millis,
+    /// The last vehicle id already enqueued for it (`None`: not started).
+    pub cursor: Option<String>,
+}
+
+/// One step of delivering a boundary: the payloads of a page and where the schedule stands
+/// after it, applied only if the schedule still is where the step was read (`boundary_at`,
+/// `expected_cursor`), so a step is never applied twice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleProgress {
+    pub webhook_id: String,
+    /// Fence: the boundary the store held when this step was read.
+    pub boundary_at: Millis,
+    /// Fence: the cursor the store held.
+    pub expected_cursor: Option<String>,
+    /// The boundary this step delivers (a later one when a missed boundary is caught up).
+    pub delivering_boundary_at: Millis,
+    /// More pages follow after this vehicle id.
+    pub new_cursor: Option<String>,
+    /// With no `new_cursor`: the boundary is done and this is the next one; both `None`
+    /// stops the schedule.
+    pub next_boundary_at: Option<Millis>,
+}
+
+/// A dynamic subscription whose time has come, with what rendering it needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DynamicDue {
+    pub webhook: Webhook,
+    pub vehicle: Vehicle,
+    pub signals: HashMap<String, SignalValue>,
+    pub due_at: Millis,
+}
+
+/// Moves one dynamic subscription from `due_at` (the fence) to `next_due_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DynamicAdvance {
+    pub webhook_id: String,
+    pub vehicle_id: String,
+    pub due_at: Millis,
+    pub next_due_at: Millis,
+}
+
 /// Everything fleethook keeps. Every call that names an application's object takes the
 /// application id, so one tenant can never reach another's rows.
 #[async_trait]
@@ -167,6 +221,49 @@ pub trait Store: Send + Sync + 'static {
         filter: &DeliveryFilter,
         page: Page,
     ) -> StoreResult<(Vec<Delivery>, i64)>;
+
+    // --- time-based triggers ---
+    /// Sets the next boundary of a scheduled webhook and clears its cursor; `None` stops it.
+    async fn schedule_set(&self, webhook_id: &str, boundary_at: Option<Millis>) -> StoreResult<()>;
+    /// Scheduled webhooks whose boundary is at or before `now`, earliest first.
+    async fn due_schedules(&self, now: Millis, limit: i64) -> StoreResult<Vec<ScheduleDue>>;
+    /// Vehicles subscribed to the webhook before `subscribed_before`, by vehicle id after
+    /// `after_vehicle`, with their signals.
+    async fn schedule_page(
+        &self,
+        webhook_id: &str,
+        subscribed_before: Millis,
+        after_vehicle: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<VehicleSignals>>;
+    /// Applies a step with its payloads in one transaction; `false` (and nothing written) when
+    /// the schedule is no longer where the step was read.
+    async fn schedule_progress(
+        &self,
+        step: &ScheduleProgress,
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<bool>;
+    /// Sets when a dynamic subscription is next due (`None`: not a dynamic subscription).
+    async fn set_subscription_due(
+        &self,
+        webhook_id: &str,
+        vehicle_id: &str,
+        due: Option<Millis>,
+    ) -> StoreResult<()>;
+    /// Brings the vehicle's dynamic subscriptions due later than `at_latest` forward to it (an
+    /// EV was plugged in); returns how many moved.
+    async fn pull_dynamic_due(&self, vehicle_id: &str, at_latest: Millis) -> StoreResult<u64>;
+    /// Dynamic subscriptions due at or before `now`, earliest first, with vehicle and signals.
+    async fn due_dynamic(&self, now: Millis, limit: i64) -> StoreResult<Vec<DynamicDue>>;
+    /// Advances dynamic subscriptions and enqueues their payloads in one transaction; `false`
+    /// (and nothing written) when any of them moved since it was read.
+    async fn dynamic_progress(
+        &self,
+        advances: &[DynamicAdvance],
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<bool>;
+    /// The earliest time a schedule or dynamic subscription is due.
+    async fn next_trigger_at(&self) -> StoreResult<Option<Millis>>;
 }
 
 /// Shared handle to the store.

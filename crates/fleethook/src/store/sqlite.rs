@@ -25,7 +25,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
-use super::{DeliveryFilter, IngestApplied, SignalChange, Store, StoreError, StoreResult};
+use super::{
+    DeliveryFilter, DynamicAdvance, DynamicDue, IngestApplied, ScheduleDue, ScheduleProgress,
+    SignalChange, Store, StoreError, StoreResult, VehicleSignals,
+};
 use crate::clock::{real_now_ms, Millis};
 use crate::model::*;
 
@@ -318,7 +321,26 @@ fn delivery_at(row: &SqliteRow, at: usize) -> StoreResult<Delivery> {
     })
 }
 
-/// Decodes a row of [`CLAIM_SELECT`].
+/// Splits completions into runs of at most [`ROWS_PER_INSERT`] with no delivery twice, so
+/// that each run can be written with multi-row statements (an `UPDATE … FROM` matching one
+/// delivery twice would apply an arbitrary one) while runs keep the batch's order.
+fn distinct_runs(completions: &[Completion]) -> Vec<&[Completion]> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut ids: HashSet<&str> = HashSet::new();
+    for (i, c) in completions.iter().enumerate() {
+        if i - start == ROWS_PER_INSERT || !ids.insert(c.delivery_id.as_str()) {
+            runs.push(&completions[start..i]);
+            start = i;
+            ids.clear();
+            ids.insert(c.delivery_id.as_str());
+        }
+    }
+    runs.push(&completions[start..]);
+    runs
+}
+
+/// Decodes a row of [`claim_select`].
 fn claimed_from_row(row: &SqliteRow) -> StoreResult<ClaimedDelivery> {
     Ok(ClaimedDelivery {
         delivery: delivery_at(row, 0)?,
@@ -339,6 +361,130 @@ fn error_from_row(row: &SqliteRow) -> StoreResult<VehicleErrorState> {
 
 /// A delivery joined with what the dispatcher needs to send it. The inner joins leave out
 /// deliveries whose webhook is gone.
+/// Inserts payloads into the outbox inside `tx`, so a trigger's payloads commit together with
+/// the state change that fired them.
+async fn insert_deliveries(
+    tx: &mut Transaction<'static, Sqlite>,
+    deliveries: &[NewDelivery],
+) -> StoreResult<()> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let vehicle_ids = deliveries
+        .iter()
+        .map(|d| to_json(&d.vehicle_ids))
+        .collect::<StoreResult<Vec<String>>>()?;
+    let links: Vec<(&str, &str)> = deliveries
+        .iter()
+        .flat_map(|d| {
+            d.vehicle_ids
+                .iter()
+                .map(move |v| (d.id.as_str(), v.as_str()))
+        })
+        .collect();
+    let ids = to_json(&deliveries.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())?;
+
+    let rows: Vec<(&NewDelivery, &String)> = deliveries.iter().zip(&vehicle_ids).collect();
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO deliveries (id, app_id, webhook_id, event_id, purpose, target_uri, body, \
+                 event_type, vehicle_ids, status, attempt_count, next_attempt_at, created_at, updated_at) ",
+            );
+        insert.push_values(chunk, |mut b, (d, vehicles)| {
+            b.push_bind(d.id.as_str())
+                .push_bind(d.app_id.as_str())
+                .push_bind(d.webhook_id.as_str())
+                .push_bind(d.event_id.as_str())
+                .push_bind(d.purpose.as_str())
+                .push_bind(d.target_uri.as_str())
+                .push_bind(d.body.as_str())
+                .push_bind(d.event_type.as_str())
+                .push_bind(vehicles.as_str())
+                .push_bind(DeliveryStatus::Pending.as_str())
+                .push_bind(0_i64)
+                .push_bind(d.next_attempt_at)
+                .push_bind(d.created_at)
+                .push_bind(d.created_at);
+        });
+        insert
+            .build()
+            .execute(&mut **tx)
+            .await
+            .map_err(conflict("delivery id already in use"))?;
+    }
+    for chunk in links.chunks(ROWS_PER_INSERT) {
+        let mut insert =
+            QueryBuilder::<Sqlite>::new("INSERT INTO delivery_vehicles (delivery_id, vehicle_id) ");
+        insert.push_values(chunk, |mut b, (delivery, vehicle)| {
+            b.push_bind(*delivery).push_bind(*vehicle);
+        });
+        // A payload may name a vehicle twice; the index needs it once.
+        insert.push(" ON CONFLICT DO NOTHING");
+        insert.build().execute(&mut **tx).await?;
+    }
+    // A payload rendered for a webhook deleted meanwhile could never be claimed; failing it
+    // now keeps it out of the outbox's depth and due time.
+    sqlx::query(
+        "UPDATE deliveries SET status = 'failed', last_error = ?, next_attempt_at = NULL \
+             WHERE id IN (SELECT value FROM json_each(?)) \
+             AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.id = deliveries.webhook_id)",
+    )
+    .bind(WEBHOOK_DELETED)
+    .bind(&ids)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// [`VEHICLE_COLS`] read from `vehicles v`, named as `vehicle_from_row` expects.
+fn prefixed_vehicle_cols() -> String {
+    VEHICLE_COLS
+        .split(", ")
+        .map(|c| format!("v.{c} AS {c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl SqliteStore {
+    /// Loads the signals of many vehicles with one query, keeping the vehicles' order.
+    async fn with_signals(&self, vehicles: Vec<Vehicle>) -> StoreResult<Vec<VehicleSignals>> {
+        if vehicles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = to_json(&vehicles.iter().map(|v| v.id.as_str()).collect::<Vec<_>>())?;
+        let rows = sqlx::query(
+            "SELECT vehicle_id, code, body, oem_updated_at, retrieved_at FROM signals \
+             WHERE vehicle_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(ids)
+        .fetch_all(&self.readers)
+        .await?;
+        let mut by_vehicle: HashMap<String, HashMap<String, SignalValue>> = HashMap::new();
+        for row in &rows {
+            let vehicle_id: String = row.try_get("vehicle_id")?;
+            let code: String = row.try_get("code")?;
+            let body: String = row.try_get("body")?;
+            let value = SignalValue {
+                code: code.clone(),
+                body: from_json(&body, "signal body")?,
+                oem_updated_at: row.try_get("oem_updated_at")?,
+                retrieved_at: row.try_get("retrieved_at")?,
+            };
+            by_vehicle
+                .entry(vehicle_id)
+                .or_default()
+                .insert(code, value);
+        }
+        Ok(vehicles
+            .into_iter()
+            .map(|vehicle| VehicleSignals {
+                signals: by_vehicle.remove(&vehicle.id).unwrap_or_default(),
+                vehicle,
+            })
+            .collect())
+    }
+}
+
 fn claim_select() -> String {
     format!(
         "SELECT {DELIVERY_COLS}, {WEBHOOK_COLS}, a.management_token \
@@ -866,71 +1012,8 @@ impl Store for SqliteStore {
         if deliveries.is_empty() {
             return Ok(());
         }
-        let vehicle_ids = deliveries
-            .iter()
-            .map(|d| to_json(&d.vehicle_ids))
-            .collect::<StoreResult<Vec<String>>>()?;
-        let links: Vec<(&str, &str)> = deliveries
-            .iter()
-            .flat_map(|d| {
-                d.vehicle_ids
-                    .iter()
-                    .map(move |v| (d.id.as_str(), v.as_str()))
-            })
-            .collect();
-        let ids = to_json(&deliveries.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())?;
-
         let mut tx = self.write_tx().await?;
-        let rows: Vec<(&NewDelivery, &String)> = deliveries.iter().zip(&vehicle_ids).collect();
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO deliveries (id, app_id, webhook_id, event_id, purpose, target_uri, body, \
-                 event_type, vehicle_ids, status, attempt_count, next_attempt_at, created_at, updated_at) ",
-            );
-            insert.push_values(chunk, |mut b, (d, vehicles)| {
-                b.push_bind(d.id.as_str())
-                    .push_bind(d.app_id.as_str())
-                    .push_bind(d.webhook_id.as_str())
-                    .push_bind(d.event_id.as_str())
-                    .push_bind(d.purpose.as_str())
-                    .push_bind(d.target_uri.as_str())
-                    .push_bind(d.body.as_str())
-                    .push_bind(d.event_type.as_str())
-                    .push_bind(vehicles.as_str())
-                    .push_bind(DeliveryStatus::Pending.as_str())
-                    .push_bind(0_i64)
-                    .push_bind(d.next_attempt_at)
-                    .push_bind(d.created_at)
-                    .push_bind(d.created_at);
-            });
-            insert
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(conflict("delivery id already in use"))?;
-        }
-        for chunk in links.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO delivery_vehicles (delivery_id, vehicle_id) ",
-            );
-            insert.push_values(chunk, |mut b, (delivery, vehicle)| {
-                b.push_bind(*delivery).push_bind(*vehicle);
-            });
-            // A payload may name a vehicle twice; the index needs it once.
-            insert.push(" ON CONFLICT DO NOTHING");
-            insert.build().execute(&mut *tx).await?;
-        }
-        // A payload rendered for a webhook deleted meanwhile could never be claimed; failing it
-        // now keeps it out of the outbox's depth and due time.
-        sqlx::query(
-            "UPDATE deliveries SET status = 'failed', last_error = ?, next_attempt_at = NULL \
-             WHERE id IN (SELECT value FROM json_each(?)) \
-             AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.id = deliveries.webhook_id)",
-        )
-        .bind(WEBHOOK_DELETED)
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
+        insert_deliveries(&mut tx, deliveries).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1021,67 +1104,96 @@ impl Store for SqliteStore {
         if completions.is_empty() {
             return Ok(());
         }
-        // Prepared statements reused row by row inside one transaction: SQLite runs in-process,
-        // so a statement costs microseconds and the commit (one WAL append) is what matters.
+        // The first disabling completion of a webhook in the batch wins; later ones would find
+        // it disabled already.
+        let mut disabled: HashSet<&str> = HashSet::new();
+        let disables: Vec<(&str, &str, Millis)> = completions
+            .iter()
+            .filter_map(|c| {
+                c.disable_webhook
+                    .as_ref()
+                    .map(|(w, r)| (w.as_str(), r.as_str(), c.at))
+            })
+            .filter(|(webhook, _, _)| disabled.insert(webhook))
+            .collect();
+
         let mut tx = self.write_tx().await?;
-        for c in completions {
-            if let Some(a) = &c.attempt {
-                // The number is the caller's unless it is taken (a manual retry racing the
-                // dispatcher on one delivery): then the next free one, so no attempt is lost.
-                sqlx::query(
-                    "INSERT INTO attempts (delivery_id, number, wire_delivery_id, started_at, status_code, \
-                     duration_ms, error, response_body) VALUES (?1, max(?2, \
-                     (SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE delivery_id = ?1)), \
-                     ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .bind(&c.delivery_id)
-                .bind(a.number)
-                .bind(&a.wire_delivery_id)
-                .bind(a.started_at)
-                .bind(a.status_code)
-                .bind(a.duration_ms)
-                .bind(&a.error)
-                .bind(&a.response_body)
-                .execute(&mut *tx)
-                .await?;
+        // A few multi-row statements per run of distinct deliveries: per-row statements made
+        // completions the slowest write of the outbox.
+        for run in distinct_runs(completions) {
+            let attempts: Vec<(&str, &Attempt)> = run
+                .iter()
+                .filter_map(|c| c.attempt.as_ref().map(|a| (c.delivery_id.as_str(), a)))
+                .collect();
+            if !attempts.is_empty() {
+                let mut insert = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO attempts (delivery_id, number, wire_delivery_id, started_at, \
+                     status_code, duration_ms, error, response_body) ",
+                );
+                insert.push_values(&attempts, |mut b, (delivery_id, a)| {
+                    // The number is the caller's unless it is taken (a manual retry racing the
+                    // dispatcher on one delivery): then the next free one, so no attempt is lost.
+                    b.push_bind(*delivery_id)
+                        .push("max(")
+                        .push_bind_unseparated(a.number)
+                        .push_unseparated(
+                            ", (SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE delivery_id = ",
+                        )
+                        .push_bind_unseparated(*delivery_id)
+                        .push_unseparated("))")
+                        .push_bind(a.wire_delivery_id.as_str())
+                        .push_bind(a.started_at)
+                        .push_bind(a.status_code)
+                        .push_bind(a.duration_ms)
+                        .push_bind(a.error.as_deref())
+                        .push_bind(a.response_body.as_deref());
+                });
+                insert.build().execute(&mut *tx).await?;
             }
-            let (status, next_attempt_at, retry) = match c.outcome {
-                Outcome::Succeeded => (DeliveryStatus::Succeeded, None, false),
-                Outcome::RetryAt(at) => (DeliveryStatus::Pending, Some(at), true),
-                Outcome::Failed => (DeliveryStatus::Failed, None, false),
-            };
+
+            let mut update = QueryBuilder::<Sqlite>::new(
+                "WITH c (c_id, c_attempted, c_at, c_retry, c_status, c_next, c_error) AS (",
+            );
+            update.push_values(run, |mut b, c| {
+                let (status, next_attempt_at, retry) = match c.outcome {
+                    Outcome::Succeeded => (DeliveryStatus::Succeeded, None, false),
+                    Outcome::RetryAt(at) => (DeliveryStatus::Pending, Some(at), true),
+                    Outcome::Failed => (DeliveryStatus::Failed, None, false),
+                };
+                b.push_bind(c.delivery_id.as_str())
+                    .push_bind(i64::from(c.attempt.is_some()))
+                    .push_bind(c.at)
+                    .push_bind(i64::from(retry))
+                    .push_bind(status.as_str())
+                    .push_bind(next_attempt_at)
+                    .push_bind(c.last_error.as_deref());
+            });
             // A retry never revives a delivery that finished meanwhile (its webhook was deleted
             // while the attempt was in flight): it would sit in the outbox with nowhere to go.
-            sqlx::query(
-                "UPDATE deliveries SET \
-                 attempt_count = attempt_count + ?1, lease_until = NULL, updated_at = ?2, \
-                 status = CASE WHEN ?3 AND status <> 'pending' THEN status ELSE ?4 END, \
-                 next_attempt_at = CASE WHEN ?3 AND status <> 'pending' THEN NULL ELSE ?5 END, \
-                 last_error = CASE WHEN ?3 AND status <> 'pending' THEN last_error ELSE ?6 END \
-                 WHERE id = ?7",
-            )
-            .bind(i64::from(c.attempt.is_some()))
-            .bind(c.at)
-            .bind(retry)
-            .bind(status.as_str())
-            .bind(next_attempt_at)
-            .bind(&c.last_error)
-            .bind(&c.delivery_id)
-            .execute(&mut *tx)
-            .await?;
-            if let Some((webhook_id, reason)) = &c.disable_webhook {
-                // Only the first reason sticks: a webhook already disabled (by hand or by an
-                // earlier completion) keeps the reason it has.
-                sqlx::query(
-                    "UPDATE webhooks SET status = 'disabled', disabled_reason = ?, updated_at = ? \
-                     WHERE id = ? AND status IN ('enabled', 'unverified')",
-                )
-                .bind(reason)
-                .bind(c.at)
-                .bind(webhook_id)
-                .execute(&mut *tx)
-                .await?;
-            }
+            update.push(
+                ") UPDATE deliveries SET \
+                 attempt_count = attempt_count + c.c_attempted, lease_until = NULL, updated_at = c.c_at, \
+                 status = CASE WHEN c.c_retry AND status <> 'pending' THEN status ELSE c.c_status END, \
+                 next_attempt_at = CASE WHEN c.c_retry AND status <> 'pending' THEN NULL ELSE c.c_next END, \
+                 last_error = CASE WHEN c.c_retry AND status <> 'pending' THEN last_error ELSE c.c_error END \
+                 FROM c WHERE deliveries.id = c.c_id",
+            );
+            update.build().execute(&mut *tx).await?;
+        }
+
+        for chunk in disables.chunks(ROWS_PER_INSERT) {
+            let mut update = QueryBuilder::<Sqlite>::new("WITH v (v_id, v_reason, v_at) AS (");
+            update.push_values(chunk, |mut b, (webhook_id, reason, at)| {
+                b.push_bind(*webhook_id).push_bind(*reason).push_bind(*at);
+            });
+            // Only the first reason sticks: a webhook already disabled (by hand or by an
+            // earlier batch) keeps the reason it has.
+            update.push(
+                ") UPDATE webhooks SET status = 'disabled', disabled_reason = v.v_reason, \
+                 updated_at = v.v_at FROM v \
+                 WHERE webhooks.id = v.v_id AND webhooks.status IN ('enabled', 'unverified')",
+            );
+            update.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -1195,6 +1307,214 @@ impl Store for SqliteStore {
             .map(|row| delivery_at(row, 0))
             .collect::<StoreResult<Vec<_>>>()?;
         Ok((deliveries, total))
+    }
+
+    async fn schedule_set(&self, webhook_id: &str, boundary_at: Option<Millis>) -> StoreResult<()> {
+        match boundary_at {
+            Some(at) => {
+                sqlx::query(
+                    "INSERT INTO schedules (webhook_id, boundary_at, cursor) \
+                     SELECT id, ?, NULL FROM webhooks WHERE id = ? \
+                     ON CONFLICT (webhook_id) DO UPDATE SET boundary_at = excluded.boundary_at, cursor = NULL",
+                )
+                .bind(at)
+                .bind(webhook_id)
+                .execute(&self.writer)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM schedules WHERE webhook_id = ?")
+                    .bind(webhook_id)
+                    .execute(&self.writer)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn due_schedules(&self, now: Millis, limit: i64) -> StoreResult<Vec<ScheduleDue>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLS}, s.boundary_at, s.cursor FROM schedules s \
+             JOIN webhooks w ON w.id = s.webhook_id \
+             WHERE s.boundary_at <= ? ORDER BY s.boundary_at, s.webhook_id LIMIT ?"
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ScheduleDue {
+                    webhook: webhook_at(row, 0)?,
+                    boundary_at: row.try_get(WEBHOOK_COL_COUNT)?,
+                    cursor: row.try_get(WEBHOOK_COL_COUNT + 1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn schedule_page(
+        &self,
+        webhook_id: &str,
+        subscribed_before: Millis,
+        after_vehicle: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<VehicleSignals>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM subscriptions s JOIN vehicles v ON v.id = s.vehicle_id \
+             WHERE s.webhook_id = ? AND s.created_at < ? AND s.vehicle_id > ? \
+             ORDER BY s.vehicle_id LIMIT ?",
+            prefixed_vehicle_cols()
+        ))
+        .bind(webhook_id)
+        .bind(subscribed_before)
+        .bind(after_vehicle.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.readers)
+        .await?;
+        let vehicles = rows
+            .iter()
+            .map(vehicle_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.with_signals(vehicles).await
+    }
+
+    async fn schedule_progress(
+        &self,
+        step: &ScheduleProgress,
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let fenced = "WHERE webhook_id = ? AND boundary_at = ? AND cursor IS ?";
+        let sql = match (&step.new_cursor, step.next_boundary_at) {
+            (Some(_), _) => format!("UPDATE schedules SET boundary_at = ?, cursor = ? {fenced}"),
+            (None, Some(_)) => {
+                format!("UPDATE schedules SET boundary_at = ?, cursor = NULL {fenced}")
+            }
+            (None, None) => format!("DELETE FROM schedules {fenced}"),
+        };
+        let mut query = sqlx::query(&sql);
+        match (&step.new_cursor, step.next_boundary_at) {
+            (Some(cursor), _) => query = query.bind(step.delivering_boundary_at).bind(cursor),
+            (None, Some(next)) => query = query.bind(next),
+            (None, None) => {}
+        }
+        let moved = query
+            .bind(&step.webhook_id)
+            .bind(step.boundary_at)
+            .bind(&step.expected_cursor)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if moved == 0 {
+            // Dropping the transaction rolls it back: nothing of this step is written.
+            return Ok(false);
+        }
+        insert_deliveries(&mut tx, deliveries).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn set_subscription_due(
+        &self,
+        webhook_id: &str,
+        vehicle_id: &str,
+        due: Option<Millis>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE subscriptions SET next_due_at = ? WHERE webhook_id = ? AND vehicle_id = ?",
+        )
+        .bind(due)
+        .bind(webhook_id)
+        .bind(vehicle_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn pull_dynamic_due(&self, vehicle_id: &str, at_latest: Millis) -> StoreResult<u64> {
+        let moved = sqlx::query(
+            "UPDATE subscriptions SET next_due_at = ? \
+             WHERE vehicle_id = ? AND next_due_at IS NOT NULL AND next_due_at > ?",
+        )
+        .bind(at_latest)
+        .bind(vehicle_id)
+        .bind(at_latest)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(moved)
+    }
+
+    async fn due_dynamic(&self, now: Millis, limit: i64) -> StoreResult<Vec<DynamicDue>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLS}, s.next_due_at, {} FROM subscriptions s \
+             JOIN webhooks w ON w.id = s.webhook_id JOIN vehicles v ON v.id = s.vehicle_id \
+             WHERE s.next_due_at IS NOT NULL AND s.next_due_at <= ? \
+             ORDER BY s.next_due_at, s.webhook_id, s.vehicle_id LIMIT ?",
+            prefixed_vehicle_cols()
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.readers)
+        .await?;
+        let mut due = Vec::with_capacity(rows.len());
+        let mut vehicles = Vec::with_capacity(rows.len());
+        for row in &rows {
+            due.push((
+                webhook_at(row, 0)?,
+                row.try_get::<i64, _>(WEBHOOK_COL_COUNT)?,
+            ));
+            vehicles.push(vehicle_from_row(row)?);
+        }
+        let with_signals = self.with_signals(vehicles).await?;
+        Ok(due
+            .into_iter()
+            .zip(with_signals)
+            .map(|((webhook, due_at), v)| DynamicDue {
+                webhook,
+                vehicle: v.vehicle,
+                signals: v.signals,
+                due_at,
+            })
+            .collect())
+    }
+
+    async fn dynamic_progress(
+        &self,
+        advances: &[DynamicAdvance],
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        for advance in advances {
+            let moved = sqlx::query(
+                "UPDATE subscriptions SET next_due_at = ? \
+                 WHERE webhook_id = ? AND vehicle_id = ? AND next_due_at = ?",
+            )
+            .bind(advance.next_due_at)
+            .bind(&advance.webhook_id)
+            .bind(&advance.vehicle_id)
+            .bind(advance.due_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved == 0 {
+                return Ok(false);
+            }
+        }
+        insert_deliveries(&mut tx, deliveries).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn next_trigger_at(&self) -> StoreResult<Option<Millis>> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(t) FROM (SELECT MIN(boundary_at) AS t FROM schedules \
+             UNION ALL SELECT MIN(next_due_at) FROM subscriptions WHERE next_due_at IS NOT NULL)",
+        )
+        .fetch_one(&self.readers)
+        .await?;
+        Ok(next)
     }
 }
 
@@ -1385,90 +1705,5 @@ mod tests {
                 "{sql} should use deliveries_due: {detail:?}"
             );
         }
-    }
-}
-#[cfg(test)]
-mod tmpbench {
-    use super::*;
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn tmpbench() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let store = SqliteStore::open(&dir.path().join("b.db")).await.unwrap();
-        let app = App {
-            id: "a".into(),
-            name: "a".into(),
-            management_token: "t".into(),
-            created_at: 0,
-        };
-        store.create_app(&app).await.unwrap();
-        let w = Webhook {
-            id: "w".into(),
-            app_id: "a".into(),
-            name: "n".into(),
-            kind: WebhookKind::Scheduled,
-            callback_uri: "u".into(),
-            error_callback_uri: None,
-            config: serde_json::json!({}),
-            status: WebhookStatus::Enabled,
-            disabled_reason: None,
-            signing_secret: "s".into(),
-            previous_secret: None,
-            previous_secret_expires_at: None,
-            max_payload_bytes: 1,
-            created_at: 0,
-            updated_at: 0,
-        };
-        store.create_webhook(&w).await.unwrap();
-        let t = std::time::Instant::now();
-        for b in 0..20 {
-            let ds: Vec<NewDelivery> = (0..500)
-                .map(|i| NewDelivery {
-                    id: format!("d{b}-{i}"),
-                    app_id: "a".into(),
-                    webhook_id: "w".into(),
-                    event_id: "e".into(),
-                    purpose: DeliveryPurpose::Event,
-                    target_uri: "u".into(),
-                    body: "x".repeat(2000),
-                    event_type: "t".into(),
-                    vehicle_ids: vec![format!("v{i}")],
-                    next_attempt_at: Some(1),
-                    created_at: 1,
-                })
-                .collect();
-            store.enqueue_many(&ds).await.unwrap();
-        }
-        println!("enqueue 10k: {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let mut n = 0;
-        loop {
-            let c = store.claim_due(10, 0, 100, 500, &[]).await.unwrap();
-            if c.is_empty() {
-                break;
-            }
-            n += c.len();
-            let comps: Vec<Completion> = c
-                .iter()
-                .map(|c| Completion {
-                    delivery_id: c.delivery.id.clone(),
-                    attempt: Some(Attempt {
-                        delivery_id: c.delivery.id.clone(),
-                        number: 1,
-                        wire_delivery_id: "x".into(),
-                        started_at: 1,
-                        status_code: Some(200),
-                        duration_ms: 1,
-                        error: None,
-                        response_body: None,
-                    }),
-                    outcome: Outcome::Succeeded,
-                    last_error: None,
-                    disable_webhook: None,
-                    at: 2,
-                })
-                .collect();
-            store.complete_many(&comps).await.unwrap();
-        }
-        println!("claim+complete {n}: {:?}", t.elapsed());
     }
 }

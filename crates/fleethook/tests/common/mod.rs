@@ -53,8 +53,10 @@ impl TestServer {
         Self::start_full(allow_private, false).await
     }
 
-    /// Sends everything due at the manual clock's time and waits until it is recorded.
+    /// Fires the triggers due at the manual clock's time, sends everything due, and waits
+    /// until it is recorded; returns the attempts made.
     pub async fn run_due(&self) -> usize {
+        self.server.state.triggers.run_due().await.unwrap();
         self.server.state.dispatcher.run_due().await
     }
 
@@ -99,6 +101,72 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.server.url(), path)
+    }
+
+    /// Stops the server (as a process that goes down would) and starts a new one on the same
+    /// database file and clock.
+    pub async fn restart(self) -> TestServer {
+        let TestServer {
+            server,
+            clock,
+            token,
+            http,
+            dir,
+            db_path,
+        } = self;
+        server.stop().await;
+        let store = open_store(&format!("sqlite://{}", db_path.display()))
+            .await
+            .unwrap();
+        let shared: SharedClock = clock.clone();
+        let server = RunningServer::start(
+            store,
+            shared,
+            ServerOptions {
+                listen: "127.0.0.1:0".into(),
+                allow_private: true,
+                dispatcher: Default::default(),
+                background_dispatcher: false,
+            },
+        )
+        .await
+        .unwrap();
+        TestServer {
+            server,
+            clock,
+            token,
+            http,
+            dir,
+            db_path,
+        }
+    }
+
+    /// Ingests signals for a vehicle (a JSON array of `{code, body}`).
+    pub async fn ingest(&self, vehicle_id: &str, signals: Value) {
+        let (status, body) = self
+            .call(
+                "POST",
+                &format!("/api/v1/vehicles/{vehicle_id}/signals"),
+                Some(json!({ "signals": signals })),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+
+    /// Subscribes a vehicle to a webhook through the Smartcar-compatible API.
+    pub async fn subscribe(&self, vehicle: &Value, webhook_id: &str) {
+        let (status, body) = self
+            .call_as(
+                vehicle["accessToken"].as_str().unwrap(),
+                "POST",
+                &format!(
+                    "/v2.0/vehicles/{}/webhooks/{webhook_id}",
+                    vehicle["id"].as_str().unwrap()
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
     }
 
     /// A request with the default application's management token.

@@ -1,0 +1,77 @@
+//! The trigger loop: fires scheduled boundaries and dynamic cadences when platform time
+//! reaches them, and wakes the dispatcher for what it enqueued. Tests step it by hand with
+//! `run_due` on a manual clock.
+
+use std::sync::Arc;
+
+use tokio::sync::{watch, Notify};
+
+use super::{dynamic, scheduled};
+use crate::clock::{sleep_until, SharedClock};
+use crate::delivery::Dispatcher;
+use crate::store::{SharedStore, StoreResult};
+
+/// How long the loop sleeps when nothing is scheduled at all (platform time); a new webhook or
+/// subscription wakes it earlier.
+const IDLE_MS: i64 = 60 * 60 * 1000;
+
+/// Fires time-based triggers.
+pub struct Triggers {
+    store: SharedStore,
+    clock: SharedClock,
+    dispatcher: Arc<Dispatcher>,
+    changed: Notify,
+}
+
+impl Triggers {
+    /// A trigger loop over the store, reading time from `clock`, handing work to `dispatcher`.
+    pub fn new(store: SharedStore, clock: SharedClock, dispatcher: Arc<Dispatcher>) -> Arc<Self> {
+        Arc::new(Triggers {
+            store,
+            clock,
+            dispatcher,
+            changed: Notify::new(),
+        })
+    }
+
+    /// Something that decides when triggers fire changed (a webhook, a subscription, a plug-in).
+    pub fn wake(&self) {
+        self.changed.notify_one();
+    }
+
+    /// Fires everything due at the clock's current time; returns the payloads enqueued.
+    pub async fn run_due(&self) -> StoreResult<usize> {
+        let now = self.clock.now_ms();
+        let enqueued = scheduled::fire_due(self.store.as_ref(), now).await?
+            + dynamic::fire_due(self.store.as_ref(), now).await?;
+        if enqueued > 0 {
+            self.dispatcher.wake();
+        }
+        Ok(enqueued)
+    }
+
+    /// The loop: fire what is due, sleep until the next due time or a change, until shutdown.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            if let Err(err) = self.run_due().await {
+                tracing::error!(%err, "firing triggers failed; retrying shortly");
+            }
+            let next = match self.store.next_trigger_at().await {
+                Ok(Some(at)) => at,
+                Ok(None) => self.clock.now_ms() + IDLE_MS,
+                Err(err) => {
+                    tracing::error!(%err, "reading the next trigger time failed");
+                    self.clock.now_ms() + 1_000
+                }
+            };
+            tokio::select! {
+                _ = sleep_until(self.clock.as_ref(), next) => {}
+                _ = self.changed.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Scheduled webhooks: at each UTC boundary of a webhook's cadence, every vehicle subscribed
+//! before the boundary gets the configured endpoints in the configured units.
+//!
+//! The store keeps one row per scheduled webhook: the boundary to deliver and a cursor (the
+//! last vehicle id enqueued for it). A boundary is delivered page by page; each page's payloads
+//! and the cursor move are one transaction, fenced on the cursor read, so a crash or a second
+//! node resumes where the last page ended and no vehicle gets a boundary twice or not at all.
+//! Memory is one page, whatever the fleet size, and nothing grows with boundaries passed.
+
+use fleethook_wire::v2::VehicleInfo;
+
+use super::batch::{pack, DueBatch};
+use super::schedule::{last_boundary, next_boundary};
+use crate::clock::Millis;
+use crate::kinds::KindConfig;
+use crate::model::{VehicleMode, Webhook, WebhookStatus};
+use crate::render::v2_vehicle_data;
+use crate::store::{ScheduleDue, ScheduleProgress, Store, StoreResult};
+
+/// Vehicles read and rendered per page (one transaction each).
+pub const PAGE: i64 = 1_000;
+
+/// Delivers every scheduled boundary due at `now`; returns the payloads enqueued.
+pub async fn fire_due(store: &dyn Store, now: Millis) -> StoreResult<usize> {
+    let mut enqueued = 0;
+    loop {
+        let due = store.due_schedules(now, 64).await?;
+        if due.is_empty() {
+            return Ok(enqueued);
+        }
+        for schedule in due {
+            enqueued += fire(store, schedule, now).await?;
+        }
+    }
+}
+
+/// Delivers one webhook's due boundary to completion (or skips it when the webhook is not
+/// enabled), then moves the webhook to its next boundary.
+async fn fire(store: &dyn Store, due: ScheduleDue, now: Millis) -> StoreResult<usize> {
+    let webhook = &due.webhook;
+    let Ok(KindConfig::Scheduled {
+        schedule,
+        endpoints,
+        units,
+    }) = KindConfig::from_stored(webhook.kind, &webhook.config)
+    else {
+        // Not a scheduled webhook any more (or a config this version cannot read): stop firing.
+        store
+            .schedule_progress(&progress(&due, None, None), &[])
+            .await?;
+        return Ok(0);
+    };
+    // A boundary missed while the process was down is delivered once; older ones are skipped,
+    // because they would carry the same current data. A boundary already under way finishes.
+    let boundary = if due.cursor.is_none() && next_boundary(&schedule, due.boundary_at) <= now {
+        last_boundary(&schedule, now)
+    } else {
+        due.boundary_at
+    };
+    let following = next_boundary(&schedule, boundary);
+    if webhook.status != WebhookStatus::Enabled {
+        // Nothing but the challenge goes to a webhook that is not enabled; skip this boundary.
+        let done = ScheduleProgress {
+            next_boundary_at: Some(next_boundary(&schedule, now)),
+            ..progress(&due, None, None)
+        };
+        store.schedule_progress(&done, &[]).await?;
+        return Ok(0);
+    }
+    let mut cursor = due.cursor.clone();
+    // The fence: what the store holds now (the first page rewrites a caught-up boundary).
+    let mut stored_boundary = due.boundary_at;
+    let mut enqueued = 0;
+    loop {
+        let page = store
+            .schedule_page(&webhook.id, boundary, cursor.as_deref(), PAGE)
+            .await?;
+        let last_page = (page.len() as i64) < PAGE;
+        let new_cursor = page.last().map(|v| v.vehicle.id.clone()).or(cursor.clone());
+        let mut deliveries = Vec::new();
+        for mode in [VehicleMode::Live, VehicleMode::Simulated] {
+            let vehicles: Vec<_> = page
+                .iter()
+                .filter(|v| v.vehicle.mode == mode)
+                .map(|v| {
+                    let info = VehicleInfo {
+                        id: &v.vehicle.id,
+                        make: &v.vehicle.make,
+                        model: &v.vehicle.model,
+                        year: v.vehicle.year,
+                        vin: Some(&v.vehicle.vin),
+                    };
+                    v2_vehicle_data(&info, &v.signals, &endpoints, units)
+                })
+                .collect();
+            if vehicles.is_empty() {
+                continue;
+            }
+            deliveries.extend(pack(DueBatch {
+                webhook,
+                event_name: "scheduled",
+                mode: mode.as_str(),
+                vehicles,
+                now,
+            }));
+        }
+        let step = ScheduleProgress {
+            webhook_id: webhook.id.clone(),
+            boundary_at: stored_boundary,
+            expected_cursor: cursor.clone(),
+            delivering_boundary_at: boundary,
+            new_cursor: if last_page { None } else { new_cursor.clone() },
+            next_boundary_at: if last_page { Some(following) } else { None },
+        };
+        if !store.schedule_progress(&step, &deliveries).await? {
+            // Someone else (another node) moved this schedule: leave it to them.
+            return Ok(enqueued);
+        }
+        enqueued += deliveries.len();
+        if last_page {
+            return Ok(enqueued);
+        }
+        cursor = new_cursor;
+        stored_boundary = boundary;
+    }
+}
+
+/// A progress step that ends the due row's boundary without delivering anything.
+fn progress(
+    due: &ScheduleDue,
+    new_cursor: Option<String>,
+    next: Option<Millis>,
+) -> ScheduleProgress {
+    ScheduleProgress {
+        webhook_id: due.webhook.id.clone(),
+        boundary_at: due.boundary_at,
+        expected_cursor: due.cursor.clone(),
+        delivering_boundary_at: due.boundary_at,
+        new_cursor,
+        next_boundary_at: next,
+    }
+}
+
+/// The first boundary a newly created or re-scheduled webhook waits for.
+pub fn first_boundary(webhook: &Webhook, now: Millis) -> Option<Millis> {
+    match KindConfig::from_stored(webhook.kind, &webhook.config) {
+        Ok(KindConfig::Scheduled { schedule, .. }) => Some(next_boundary(&schedule, now)),
+        _ => None,
+    }
+}
