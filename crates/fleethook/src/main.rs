@@ -9,6 +9,7 @@ use fleethook::model::App;
 use fleethook::server::{
     ensure_default_app, open_store, open_store_shared, RunningServer, ServerOptions,
 };
+use fleethook::simulation::Simulation;
 
 #[derive(Parser)]
 #[command(
@@ -23,8 +24,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the API, scheduler and dispatcher.
+    /// Run the API, triggers, dispatcher and simulator.
     Serve(ConfigArgs),
+    /// The five-minute tour: a simulated fleet, one webhook of each kind and a receiver that
+    /// prints every delivery, on an accelerated clock.
+    Demo(fleethook::demo::DemoArgs),
     /// Manage applications in the configured database.
     Apps {
         #[command(subcommand)]
@@ -55,6 +59,7 @@ async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Demo(args) => fleethook::demo::run(args).await,
         Command::Apps {
             command: AppsCommand::Create { name, config },
         } => create_app(name, config).await,
@@ -88,6 +93,9 @@ async fn serve(args: ConfigArgs) -> anyhow::Result<()> {
         },
     )
     .await?;
+    let simulation =
+        Simulation::start(server.state.clone(), &app, config.simulated_vehicles).await?;
+    tokio::spawn(simulation.run(server.shutdown_receiver()));
     println!("fleethook listening on {}", server.url());
     tokio::signal::ctrl_c().await?;
     eprintln!("fleethook: stopping");

@@ -182,6 +182,11 @@ impl RunningServer {
         })
     }
 
+    /// A receiver that turns true when the server stops, for tasks that live as long as it.
+    pub fn shutdown_receiver(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
     /// The base URL, e.g. `http://127.0.0.1:8080`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

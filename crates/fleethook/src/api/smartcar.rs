@@ -200,10 +200,12 @@ pub async fn subscribe(
         .await?
         .ok_or_else(|| ApiError::not_found("webhook"))?;
     let now = state.clock.now_ms();
-    if state.store.subscribe(&webhook.id, &vehicle.id, now).await? {
-        crate::triggers::on_subscribe(state.store.as_ref(), &webhook, &vehicle.id, now).await?;
-        state.triggers.wake();
+    let new = state.store.subscribe(&webhook.id, &vehicle.id, now).await?;
+    if crate::triggers::on_subscribe(state.store.as_ref(), &webhook, &vehicle, new, now).await? > 0
+    {
+        state.dispatcher.wake();
     }
+    state.triggers.wake();
     let body = json!({"webhookId": webhook.id, "vehicleId": vehicle.id});
     Ok(with_headers(
         StatusCode::OK,

@@ -315,13 +315,7 @@ pub async fn ingest(
         .ok_or_else(|| ApiError::not_found("vehicle"))?;
     let now = state.clock.now_ms();
     let (signals, errors) = validate_ingest(body, now)?;
-    let applied = state
-        .store
-        .apply_ingest(&vehicle.id, &signals, errors.as_deref(), now)
-        .await?;
-    if crate::triggers::on_ingest(state.store.as_ref(), &vehicle.id, &applied, now).await? {
-        state.triggers.wake();
-    }
+    let applied = crate::ingest::apply(&state, &vehicle, &signals, errors.as_deref(), now).await?;
     let changed: Vec<&str> = applied.changes.iter().map(|c| c.code.as_str()).collect();
     Ok((
         StatusCode::ACCEPTED,

@@ -282,6 +282,7 @@ pub async fn verify(
             webhook.disabled_reason = None;
             webhook.updated_at = state.clock.now_ms();
             state.store.update_webhook(&webhook).await?;
+            became_enabled(&state, &webhook).await?;
         }
         return Ok((
             StatusCode::OK,
@@ -351,8 +352,17 @@ pub async fn enable(
         webhook.disabled_reason = None;
         webhook.updated_at = state.clock.now_ms();
         state.store.update_webhook(&webhook).await?;
+        became_enabled(&state, &webhook).await?;
     }
     Ok(Json(views::webhook(&webhook, false)))
+}
+
+/// What a webhook that just became enabled sets off (vehicleState: first deliveries again).
+async fn became_enabled(state: &SharedState, webhook: &Webhook) -> ApiResult<()> {
+    if crate::triggers::on_enabled(state.store.as_ref(), webhook, webhook.updated_at).await? > 0 {
+        state.dispatcher.wake();
+    }
+    Ok(())
 }
 
 /// `POST /api/v1/webhooks/{id}/disable`

@@ -222,6 +222,9 @@ pub trait Store: Send + Sync + 'static {
         page: Page,
     ) -> StoreResult<(Vec<Delivery>, i64)>;
 
+    /// The webhooks a vehicle is subscribed to (for change triggers).
+    async fn subscribed_webhooks(&self, vehicle_id: &str) -> StoreResult<Vec<Webhook>>;
+
     // --- time-based triggers ---
     /// Sets the next boundary of a scheduled webhook and clears its cursor; `None` stops it.
     async fn schedule_set(&self, webhook_id: &str, boundary_at: Option<Millis>) -> StoreResult<()>;

@@ -1309,6 +1309,17 @@ impl Store for SqliteStore {
         Ok((deliveries, total))
     }
 
+    async fn subscribed_webhooks(&self, vehicle_id: &str) -> StoreResult<Vec<Webhook>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLS} FROM subscriptions s JOIN webhooks w ON w.id = s.webhook_id \
+             WHERE s.vehicle_id = ? ORDER BY w.created_at, w.id"
+        ))
+        .bind(vehicle_id)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(|row| webhook_at(row, 0)).collect()
+    }
+
     async fn schedule_set(&self, webhook_id: &str, boundary_at: Option<Millis>) -> StoreResult<()> {
         match boundary_at {
             Some(at) => {
