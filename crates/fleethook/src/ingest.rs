@@ -25,7 +25,8 @@ pub async fn apply(
         state.triggers.wake();
     }
     let deliveries =
-        crate::triggers::change_deliveries(state.store.as_ref(), vehicle, &applied, now).await?;
+        crate::triggers::change_deliveries(state.store.as_ref(), vehicle, signals, &applied, now)
+            .await?;
     if !deliveries.is_empty() {
         state.store.enqueue_many(&deliveries).await?;
         state.dispatcher.wake();

@@ -11,41 +11,11 @@ use std::process::{Command, Stdio};
 use common::*;
 use serde_json::{json, Value};
 
-/// The SDK version the compatibility promise is tested against.
-const SMARTCAR_SDK: &str = "smartcar==6.19.1";
-
-/// A virtual environment under `target/` with the SDK, made on first use.
-fn sdk_python() -> PathBuf {
-    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/smartcar-sdk-venv");
-    let python = target.join("bin/python");
-    let marker = target.join(format!(".installed-{SMARTCAR_SDK}"));
-    if !marker.exists() {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&target)
-            .status()
-            .expect("python3 is needed for the SDK compatibility test");
-        assert!(status.success(), "python3 -m venv failed");
-        let status = Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                SMARTCAR_SDK,
-            ])
-            .status()
-            .expect("pip");
-        assert!(status.success(), "pip install {SMARTCAR_SDK} failed");
-        std::fs::write(&marker, "").unwrap();
-    }
-    python
-}
-
 #[tokio::test]
 async fn smartcars_python_sdk_works_unchanged_against_fleethook() {
-    let python = tokio::task::spawn_blocking(sdk_python).await.unwrap();
+    let python = tokio::task::spawn_blocking(common::sdk_python)
+        .await
+        .unwrap();
     let server = TestServer::start().await;
     let mut receiver = Receiver::start(Some(&server.token)).await;
     let vehicle = server.vehicle().await;

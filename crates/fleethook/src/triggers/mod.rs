@@ -12,6 +12,8 @@ pub mod vehicle_state;
 
 pub use engine::Triggers;
 
+use fleethook_wire::signal::SignalValue;
+
 use crate::clock::Millis;
 use crate::model::{NewDelivery, Vehicle, Webhook, WebhookKind, WebhookStatus};
 use crate::store::{IngestApplied, Store, StoreResult};
@@ -81,10 +83,13 @@ pub async fn on_enabled(store: &dyn Store, webhook: &Webhook, now: Millis) -> St
 }
 
 /// The payloads one ingest's changes call for: diagnostics events and vehicle-state
-/// deliveries of the enabled webhooks the vehicle is subscribed to.
+/// deliveries of the enabled webhooks the vehicle is subscribed to. `written` are the
+/// ingest's own signals: they override what is read back, so a payload carries the values of
+/// the change that fired it even when a racing ingest has written since.
 pub async fn change_deliveries(
     store: &dyn Store,
     vehicle: &Vehicle,
+    written: &[SignalValue],
     applied: &IngestApplied,
     now: Millis,
 ) -> StoreResult<Vec<NewDelivery>> {
@@ -104,7 +109,11 @@ pub async fn change_deliveries(
             }
             WebhookKind::VehicleState => {
                 if signals.is_none() {
-                    signals = Some(store.signals(&vehicle.id).await?);
+                    let mut read = store.signals(&vehicle.id).await?;
+                    for value in written {
+                        read.insert(value.code.clone(), value.clone());
+                    }
+                    signals = Some(read);
                 }
                 let after = signals.as_ref().expect("loaded just above");
                 deliveries.extend(vehicle_state::on_change(

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -427,4 +428,74 @@ pub fn standard_signature_ok(received: &Received, secret: &str) -> bool {
 /// Checks `SC-Signature` with the AMT, independently of fleethook.
 pub fn sc_signature_ok(received: &Received, amt: &str) -> bool {
     received.header("sc-signature") == hmac_hex(amt, received.body.as_bytes())
+}
+
+/// The SDK version the compatibility promise is tested against.
+const SMARTCAR_SDK: &str = "smartcar==6.19.1";
+
+/// A virtual environment under `target/` with the SDK, made on first use.
+pub fn sdk_python() -> PathBuf {
+    // Tests of one binary run in parallel; one of them makes the environment.
+    static MAKING: Mutex<()> = Mutex::new(());
+    let _making = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/smartcar-sdk-venv");
+    let python = target.join("bin/python");
+    let marker = target.join(format!(".installed-{SMARTCAR_SDK}"));
+    if !marker.exists() {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&target)
+            .status()
+            .expect("python3 is needed for the SDK compatibility test");
+        assert!(status.success(), "python3 -m venv failed");
+        let status = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                SMARTCAR_SDK,
+            ])
+            .status()
+            .expect("pip");
+        assert!(status.success(), "pip install {SMARTCAR_SDK} failed");
+        std::fs::write(&marker, "").unwrap();
+    }
+    python
+}
+
+/// Asks Smartcar's Python SDK (`smartcar.verify_payload`) whether each `(signature, body)`
+/// is signed with `amt`.
+pub async fn sdk_verify_payloads(amt: &str, items: Vec<(String, String)>) -> Vec<bool> {
+    use std::io::Write;
+    let python = tokio::task::spawn_blocking(sdk_python).await.unwrap();
+    let input = json!({"amt": amt, "items": items}).to_string();
+    let script = "import json, sys, smartcar\n\
+cfg = json.load(sys.stdin)\n\
+print(json.dumps([smartcar.verify_payload(cfg['amt'], sig, body) for sig, body in cfg['items']]))\n";
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(python)
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
 }
