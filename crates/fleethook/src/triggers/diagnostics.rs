@@ -167,47 +167,25 @@ fn status_of(body: &Value) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{WebhookKind, WebhookStatus};
+    use crate::model::WebhookKind;
     use crate::store::SignalChange;
+    use crate::triggers::fixtures;
     use fleethook_wire::payload::v3::{EventDelivery, EventDetail};
     use serde_json::json;
 
     const NOW: Millis = 1_725_547_800_000; // 2024-09-05T14:50:00.000Z
 
     fn webhook(event: &str) -> Webhook {
-        Webhook {
-            id: "wh_1".into(),
-            app_id: "app_1".into(),
-            name: "Diagnostics".into(),
-            kind: WebhookKind::EventBased,
-            callback_uri: "https://example.com/hook".into(),
-            error_callback_uri: None,
-            config: json!({ "events": [event] }),
-            status: WebhookStatus::Enabled,
-            disabled_reason: None,
-            signing_secret: "secret".into(),
-            previous_secret: None,
-            previous_secret_expires_at: None,
-            max_payload_bytes: 50_000,
-            created_at: 0,
-            updated_at: 0,
-        }
+        fixtures::webhook(
+            WebhookKind::EventBased,
+            "Diagnostics",
+            "https://example.com/hook",
+            json!({ "events": [event] }),
+        )
     }
 
     fn vehicle(mode: VehicleMode) -> Vehicle {
-        Vehicle {
-            id: "veh_1".into(),
-            app_id: "app_1".into(),
-            user_id: "usr_1".into(),
-            access_token: "tok".into(),
-            make: "TESLA".into(),
-            model: "Model 3".into(),
-            year: 2020,
-            vin: "5YJ3E1EA7KF000000".into(),
-            mode,
-            simulated: mode == VehicleMode::Simulated,
-            created_at: 0,
-        }
+        fixtures::vehicle(mode)
     }
 
     fn change(code: &str, previous: Option<Value>, current: Value) -> IngestApplied {

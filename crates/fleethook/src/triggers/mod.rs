@@ -6,6 +6,8 @@ pub mod batch;
 pub mod diagnostics;
 pub mod dynamic;
 pub mod engine;
+#[cfg(test)]
+mod fixtures;
 pub mod schedule;
 pub mod scheduled;
 pub mod vehicle_state;

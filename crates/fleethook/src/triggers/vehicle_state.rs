@@ -275,8 +275,9 @@ fn new_delivery(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{WebhookKind, WebhookStatus};
+    use crate::model::WebhookKind;
     use crate::store::SignalChange;
+    use crate::triggers::fixtures;
     use serde_json::json;
 
     const NOW: Millis = 1_731_940_331_000;
@@ -287,39 +288,19 @@ mod tests {
 
     fn webhook(error_callback: Option<&str>) -> Webhook {
         Webhook {
-            id: "wh_1".into(),
-            app_id: "app_1".into(),
-            name: "Battery".into(),
-            kind: WebhookKind::VehicleState,
-            callback_uri: "https://example.com/state".into(),
             error_callback_uri: error_callback.map(str::to_string),
             // SOC is both a trigger and data: it must appear once, among the triggers.
-            config: json!({"triggers": [SOC, CABLE], "data": [HOME, RANGE, SOC]}),
-            status: WebhookStatus::Enabled,
-            disabled_reason: None,
-            signing_secret: "secret".into(),
-            previous_secret: None,
-            previous_secret_expires_at: None,
-            max_payload_bytes: 50_000,
-            created_at: 0,
-            updated_at: 0,
+            ..fixtures::webhook(
+                WebhookKind::VehicleState,
+                "Battery",
+                "https://example.com/state",
+                json!({"triggers": [SOC, CABLE], "data": [HOME, RANGE, SOC]}),
+            )
         }
     }
 
     fn vehicle(mode: VehicleMode) -> Vehicle {
-        Vehicle {
-            id: "veh_1".into(),
-            app_id: "app_1".into(),
-            user_id: "usr_1".into(),
-            access_token: "tok".into(),
-            make: "TESLA".into(),
-            model: "Model 3".into(),
-            year: 2020,
-            vin: "5YJ3E1EA7KF000000".into(),
-            mode,
-            simulated: mode == VehicleMode::Simulated,
-            created_at: 0,
-        }
+        fixtures::vehicle(mode)
     }
 
     fn value(code: &str, body: Value) -> (String, SignalValue) {
