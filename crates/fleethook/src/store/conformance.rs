@@ -38,6 +38,7 @@ macro_rules! conformance_cases {
             ingest_with_a_code_twice_reports_it_once,
             ingest_errors_raise_resolve_and_clear,
             concurrent_ingests_report_each_change_exactly_once,
+            rendered_ingest_enqueues_its_payloads_with_the_change,
             webhooks_round_trip_update_and_stay_in_their_app,
             delete_webhook_fails_its_pending_deliveries_and_drops_subscriptions,
             subscriptions_subscribe_once_unsubscribe_once_and_page,
@@ -644,6 +645,59 @@ pub async fn delete_vehicle_removes_its_signals_errors_and_subscriptions(store: 
 // --- signals --------------------------------------------------------------------------------
 
 /// Ingest upserts every signal but reports a change only when the value differs.
+/// `apply_ingest_rendered` hands the renderer what changed and the vehicle's signals after
+/// the ingest, enqueues its payloads with the change, and does not call it when nothing
+/// changed.
+pub async fn rendered_ingest_enqueues_its_payloads_with_the_change(store: SharedStore) {
+    let app = new_app(&store, "fleet").await;
+    let vehicle = new_vehicle(&store, &app, "user", 1_000).await;
+    let webhook = new_webhook(&store, &app).await;
+    store
+        .apply_ingest(
+            &vehicle.id,
+            &[signal(RANGE, json!({"unit": "km", "value": 300}), 10)],
+            None,
+            10,
+        )
+        .await
+        .expect("apply_ingest");
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let render = |applied: &IngestApplied, after: &HashMap<String, SignalValue>| {
+        calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            applied.changes.len(),
+            1,
+            "the renderer sees this ingest's changes"
+        );
+        assert_eq!(after.len(), 2, "and every signal of the vehicle after it");
+        assert_eq!(after[SOC].body, json!({"unit": "percent", "value": 50}));
+        vec![delivery_for(&webhook, Some(20), 20, &[&vehicle.id])]
+    };
+    let soc = signal(SOC, json!({"unit": "percent", "value": 50}), 20);
+    let (applied, enqueued) = store
+        .apply_ingest_rendered(&vehicle.id, std::slice::from_ref(&soc), None, 20, &render)
+        .await
+        .expect("apply_ingest_rendered");
+    assert_eq!((applied.changes.len(), enqueued), (1, 1));
+    let (log, total) = store
+        .list_deliveries(
+            &app.id,
+            &webhook.id,
+            &DeliveryFilter::default(),
+            Page::default(),
+        )
+        .await
+        .expect("list_deliveries");
+    assert_eq!((total, log[0].status), (1, DeliveryStatus::Pending));
+    // The same value again is no change: the renderer is not called and nothing is enqueued.
+    let (applied, enqueued) = store
+        .apply_ingest_rendered(&vehicle.id, &[soc], None, 30, &render)
+        .await
+        .expect("apply_ingest_rendered");
+    assert_eq!((applied.changes.len(), enqueued), (0, 0));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
 pub async fn ingest_stores_signals_and_reports_only_value_changes(store: SharedStore) {
     let app = new_app(&store, "fleet").await;
     let vehicle = new_vehicle(&store, &app, "user", 1_000).await;

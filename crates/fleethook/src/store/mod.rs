@@ -56,6 +56,13 @@ pub struct IngestApplied {
     pub resolved: Vec<VehicleErrorState>,
 }
 
+/// Renders the payloads an ingest's changes call for, from what changed and the vehicle's
+/// signals after it. The store calls it inside the ingest's transaction, so the payloads are
+/// in the outbox exactly when the change is recorded: neither lost nor sent for a change that
+/// did not happen.
+pub type RenderChanges<'a> =
+    &'a (dyn Fn(&IngestApplied, &HashMap<String, SignalValue>) -> Vec<NewDelivery> + Send + Sync);
+
 /// Filters for the delivery log.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
@@ -155,6 +162,17 @@ pub trait Store: Send + Sync + 'static {
         errors: Option<&[VehicleErrorState]>,
         now: Millis,
     ) -> StoreResult<IngestApplied>;
+    /// `apply_ingest`, and in the same transaction the payloads `render` makes of the changes
+    /// (only called when something changed). Returns what changed and how many payloads were
+    /// enqueued.
+    async fn apply_ingest_rendered(
+        &self,
+        vehicle_id: &str,
+        signals: &[SignalValue],
+        errors: Option<&[VehicleErrorState]>,
+        now: Millis,
+        render: RenderChanges<'_>,
+    ) -> StoreResult<(IngestApplied, usize)>;
     /// The latest value of every signal of a vehicle.
     async fn signals(&self, vehicle_id: &str) -> StoreResult<HashMap<String, SignalValue>>;
     /// The vehicle's active errors.

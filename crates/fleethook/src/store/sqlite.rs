@@ -26,8 +26,8 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::{
-    DeliveryFilter, DynamicAdvance, DynamicDue, IngestApplied, ScheduleDue, ScheduleProgress,
-    SignalChange, Store, StoreError, StoreResult, VehicleSignals,
+    DeliveryFilter, DynamicAdvance, DynamicDue, IngestApplied, RenderChanges, ScheduleDue,
+    ScheduleProgress, SignalChange, Store, StoreError, StoreResult, VehicleSignals,
 };
 use crate::clock::{real_now_ms, Millis};
 use crate::model::*;
@@ -462,18 +462,11 @@ impl SqliteStore {
         let mut by_vehicle: HashMap<String, HashMap<String, SignalValue>> = HashMap::new();
         for row in &rows {
             let vehicle_id: String = row.try_get("vehicle_id")?;
-            let code: String = row.try_get("code")?;
-            let body: String = row.try_get("body")?;
-            let value = SignalValue {
-                code: code.clone(),
-                body: from_json(&body, "signal body")?,
-                oem_updated_at: row.try_get("oem_updated_at")?,
-                retrieved_at: row.try_get("retrieved_at")?,
-            };
+            let value = signal_from_row(row)?;
             by_vehicle
                 .entry(vehicle_id)
                 .or_default()
-                .insert(code, value);
+                .insert(value.code.clone(), value);
         }
         Ok(vehicles
             .into_iter()
@@ -482,6 +475,194 @@ impl SqliteStore {
                 vehicle,
             })
             .collect())
+    }
+}
+
+/// Decodes `code, body, oem_updated_at, retrieved_at`.
+fn signal_from_row(row: &SqliteRow) -> StoreResult<SignalValue> {
+    let body: String = row.try_get("body")?;
+    Ok(SignalValue {
+        code: row.try_get("code")?,
+        body: from_json(&body, "signal body")?,
+        oem_updated_at: row.try_get("oem_updated_at")?,
+        retrieved_at: row.try_get("retrieved_at")?,
+    })
+}
+
+impl SqliteStore {
+    /// One ingest in one transaction: signals, errors, and (with `render`) the payloads of
+    /// the changes, rendered from the vehicle's signals as this transaction leaves them.
+    async fn ingest(
+        &self,
+        vehicle_id: &str,
+        signals: &[SignalValue],
+        errors: Option<&[VehicleErrorState]>,
+        now: Millis,
+        render: Option<RenderChanges<'_>>,
+    ) -> StoreResult<(IngestApplied, usize)> {
+        // A code given twice counts once, with its last value: one ingest is one step of the
+        // vehicle's state, and an upsert cannot touch the same row twice in one statement anyway.
+        let mut latest: Vec<&SignalValue> = Vec::with_capacity(signals.len());
+        let mut position: HashMap<&str, usize> = HashMap::with_capacity(signals.len());
+        for signal in signals {
+            match position.get(signal.code.as_str()) {
+                Some(&i) => latest[i] = signal,
+                None => {
+                    position.insert(signal.code.as_str(), latest.len());
+                    latest.push(signal);
+                }
+            }
+        }
+        let bodies = latest
+            .iter()
+            .map(|s| to_json(&s.body))
+            .collect::<StoreResult<Vec<String>>>()?;
+        let codes = to_json(&latest.iter().map(|s| s.code.as_str()).collect::<Vec<_>>())?;
+
+        let mut applied = IngestApplied::default();
+        let mut tx = self.write_tx().await?;
+
+        if !latest.is_empty() {
+            let rows = sqlx::query(
+                "SELECT code, body FROM signals \
+                 WHERE vehicle_id = ? AND code IN (SELECT value FROM json_each(?))",
+            )
+            .bind(vehicle_id)
+            .bind(&codes)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut stored: HashMap<String, Value> = HashMap::with_capacity(rows.len());
+            for row in &rows {
+                let code: String = row.try_get("code")?;
+                let body: String = row.try_get("body")?;
+                let body = from_json(&body, "signal body")?;
+                stored.insert(code, body);
+            }
+            for signal in &latest {
+                let previous = stored.remove(&signal.code);
+                if previous.as_ref().is_some_and(|p| json_eq(p, &signal.body)) {
+                    continue;
+                }
+                applied.changes.push(SignalChange {
+                    code: signal.code.clone(),
+                    previous,
+                    current: signal.body.clone(),
+                });
+            }
+            // Unchanged values are written too: their retrieval times move on.
+            let rows: Vec<(&SignalValue, &String)> = latest.iter().copied().zip(&bodies).collect();
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                let mut insert = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO signals (vehicle_id, code, body, oem_updated_at, retrieved_at, updated_at) ",
+                );
+                insert.push_values(chunk, |mut b, (signal, body)| {
+                    b.push_bind(vehicle_id)
+                        .push_bind(signal.code.as_str())
+                        .push_bind(body.as_str())
+                        .push_bind(signal.oem_updated_at)
+                        .push_bind(signal.retrieved_at)
+                        .push_bind(now);
+                });
+                insert.push(
+                    " ON CONFLICT (vehicle_id, code) DO UPDATE SET body = excluded.body, \
+                     oem_updated_at = excluded.oem_updated_at, retrieved_at = excluded.retrieved_at, \
+                     updated_at = excluded.updated_at",
+                );
+                insert.build().execute(&mut *tx).await?;
+            }
+        }
+
+        if let Some(errors) = errors {
+            let rows = sqlx::query(
+                "SELECT error_type, code, description, signals, raised_at FROM vehicle_errors \
+                 WHERE vehicle_id = ? ORDER BY position",
+            )
+            .bind(vehicle_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut stored: Vec<(VehicleErrorState, Millis)> = Vec::with_capacity(rows.len());
+            for row in &rows {
+                stored.push((error_from_row(row)?, row.try_get("raised_at")?));
+            }
+
+            // The new active set, keyed by (type, code); a key given twice counts once.
+            let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(errors.len());
+            let mut active: Vec<(&VehicleErrorState, Millis)> = Vec::with_capacity(errors.len());
+            for error in errors {
+                if !seen.insert((error.error_type.as_str(), error.code.as_str())) {
+                    continue;
+                }
+                let raised_at = stored
+                    .iter()
+                    .find(|(s, _)| s.error_type == error.error_type && s.code == error.code)
+                    .map(|(_, at)| *at);
+                match raised_at {
+                    Some(at) => active.push((error, at)),
+                    None => {
+                        applied.raised.push(error.clone());
+                        active.push((error, now));
+                    }
+                }
+            }
+            for (error, _) in &stored {
+                if !seen.contains(&(error.error_type.as_str(), error.code.as_str())) {
+                    applied.resolved.push(error.clone());
+                }
+            }
+
+            let unchanged = stored.len() == active.len()
+                && stored.iter().zip(&active).all(|((s, _), (a, _))| s == *a);
+            if !unchanged {
+                sqlx::query("DELETE FROM vehicle_errors WHERE vehicle_id = ?")
+                    .bind(vehicle_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let rows = active
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (error, at))| Ok((i as i64, *error, *at, to_json(&error.signals)?)))
+                    .collect::<StoreResult<Vec<_>>>()?;
+                for chunk in rows.chunks(ROWS_PER_INSERT) {
+                    let mut insert = QueryBuilder::<Sqlite>::new(
+                        "INSERT INTO vehicle_errors (vehicle_id, error_type, code, description, signals, \
+                         position, raised_at) ",
+                    );
+                    insert.push_values(chunk, |mut b, (i, error, at, signals)| {
+                        b.push_bind(vehicle_id)
+                            .push_bind(error.error_type.as_str())
+                            .push_bind(error.code.as_str())
+                            .push_bind(error.description.as_deref())
+                            .push_bind(signals.as_str())
+                            .push_bind(*i)
+                            .push_bind(*at);
+                    });
+                    insert.build().execute(&mut *tx).await?;
+                }
+            }
+        }
+
+        let mut enqueued = 0;
+        let changed = !(applied.changes.is_empty()
+            && applied.raised.is_empty()
+            && applied.resolved.is_empty());
+        if let (Some(render), true) = (render, changed) {
+            let rows = sqlx::query(
+                "SELECT code, body, oem_updated_at, retrieved_at FROM signals WHERE vehicle_id = ?",
+            )
+            .bind(vehicle_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut after = HashMap::with_capacity(rows.len());
+            for row in &rows {
+                let value = signal_from_row(row)?;
+                after.insert(value.code.clone(), value);
+            }
+            let deliveries = render(&applied, &after);
+            insert_deliveries(&mut tx, &deliveries).await?;
+            enqueued = deliveries.len();
+        }
+        tx.commit().await?;
+        Ok((applied, enqueued))
     }
 }
 
@@ -671,149 +852,19 @@ impl Store for SqliteStore {
         errors: Option<&[VehicleErrorState]>,
         now: Millis,
     ) -> StoreResult<IngestApplied> {
-        // A code given twice counts once, with its last value: one ingest is one step of the
-        // vehicle's state, and an upsert cannot touch the same row twice in one statement anyway.
-        let mut latest: Vec<&SignalValue> = Vec::with_capacity(signals.len());
-        let mut position: HashMap<&str, usize> = HashMap::with_capacity(signals.len());
-        for signal in signals {
-            match position.get(signal.code.as_str()) {
-                Some(&i) => latest[i] = signal,
-                None => {
-                    position.insert(signal.code.as_str(), latest.len());
-                    latest.push(signal);
-                }
-            }
-        }
-        let bodies = latest
-            .iter()
-            .map(|s| to_json(&s.body))
-            .collect::<StoreResult<Vec<String>>>()?;
-        let codes = to_json(&latest.iter().map(|s| s.code.as_str()).collect::<Vec<_>>())?;
+        Ok(self.ingest(vehicle_id, signals, errors, now, None).await?.0)
+    }
 
-        let mut applied = IngestApplied::default();
-        let mut tx = self.write_tx().await?;
-
-        if !latest.is_empty() {
-            let rows = sqlx::query(
-                "SELECT code, body FROM signals \
-                 WHERE vehicle_id = ? AND code IN (SELECT value FROM json_each(?))",
-            )
-            .bind(vehicle_id)
-            .bind(&codes)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut stored: HashMap<String, Value> = HashMap::with_capacity(rows.len());
-            for row in &rows {
-                let code: String = row.try_get("code")?;
-                let body: String = row.try_get("body")?;
-                let body = from_json(&body, "signal body")?;
-                stored.insert(code, body);
-            }
-            for signal in &latest {
-                let previous = stored.remove(&signal.code);
-                if previous.as_ref().is_some_and(|p| json_eq(p, &signal.body)) {
-                    continue;
-                }
-                applied.changes.push(SignalChange {
-                    code: signal.code.clone(),
-                    previous,
-                    current: signal.body.clone(),
-                });
-            }
-            // Unchanged values are written too: their retrieval times move on.
-            let rows: Vec<(&SignalValue, &String)> = latest.iter().copied().zip(&bodies).collect();
-            for chunk in rows.chunks(ROWS_PER_INSERT) {
-                let mut insert = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO signals (vehicle_id, code, body, oem_updated_at, retrieved_at, updated_at) ",
-                );
-                insert.push_values(chunk, |mut b, (signal, body)| {
-                    b.push_bind(vehicle_id)
-                        .push_bind(signal.code.as_str())
-                        .push_bind(body.as_str())
-                        .push_bind(signal.oem_updated_at)
-                        .push_bind(signal.retrieved_at)
-                        .push_bind(now);
-                });
-                insert.push(
-                    " ON CONFLICT (vehicle_id, code) DO UPDATE SET body = excluded.body, \
-                     oem_updated_at = excluded.oem_updated_at, retrieved_at = excluded.retrieved_at, \
-                     updated_at = excluded.updated_at",
-                );
-                insert.build().execute(&mut *tx).await?;
-            }
-        }
-
-        if let Some(errors) = errors {
-            let rows = sqlx::query(
-                "SELECT error_type, code, description, signals, raised_at FROM vehicle_errors \
-                 WHERE vehicle_id = ? ORDER BY position",
-            )
-            .bind(vehicle_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut stored: Vec<(VehicleErrorState, Millis)> = Vec::with_capacity(rows.len());
-            for row in &rows {
-                stored.push((error_from_row(row)?, row.try_get("raised_at")?));
-            }
-
-            // The new active set, keyed by (type, code); a key given twice counts once.
-            let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(errors.len());
-            let mut active: Vec<(&VehicleErrorState, Millis)> = Vec::with_capacity(errors.len());
-            for error in errors {
-                if !seen.insert((error.error_type.as_str(), error.code.as_str())) {
-                    continue;
-                }
-                let raised_at = stored
-                    .iter()
-                    .find(|(s, _)| s.error_type == error.error_type && s.code == error.code)
-                    .map(|(_, at)| *at);
-                match raised_at {
-                    Some(at) => active.push((error, at)),
-                    None => {
-                        applied.raised.push(error.clone());
-                        active.push((error, now));
-                    }
-                }
-            }
-            for (error, _) in &stored {
-                if !seen.contains(&(error.error_type.as_str(), error.code.as_str())) {
-                    applied.resolved.push(error.clone());
-                }
-            }
-
-            let unchanged = stored.len() == active.len()
-                && stored.iter().zip(&active).all(|((s, _), (a, _))| s == *a);
-            if !unchanged {
-                sqlx::query("DELETE FROM vehicle_errors WHERE vehicle_id = ?")
-                    .bind(vehicle_id)
-                    .execute(&mut *tx)
-                    .await?;
-                let rows = active
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (error, at))| Ok((i as i64, *error, *at, to_json(&error.signals)?)))
-                    .collect::<StoreResult<Vec<_>>>()?;
-                for chunk in rows.chunks(ROWS_PER_INSERT) {
-                    let mut insert = QueryBuilder::<Sqlite>::new(
-                        "INSERT INTO vehicle_errors (vehicle_id, error_type, code, description, signals, \
-                         position, raised_at) ",
-                    );
-                    insert.push_values(chunk, |mut b, (i, error, at, signals)| {
-                        b.push_bind(vehicle_id)
-                            .push_bind(error.error_type.as_str())
-                            .push_bind(error.code.as_str())
-                            .push_bind(error.description.as_deref())
-                            .push_bind(signals.as_str())
-                            .push_bind(*i)
-                            .push_bind(*at);
-                    });
-                    insert.build().execute(&mut *tx).await?;
-                }
-            }
-        }
-
-        tx.commit().await?;
-        Ok(applied)
+    async fn apply_ingest_rendered(
+        &self,
+        vehicle_id: &str,
+        signals: &[SignalValue],
+        errors: Option<&[VehicleErrorState]>,
+        now: Millis,
+        render: RenderChanges<'_>,
+    ) -> StoreResult<(IngestApplied, usize)> {
+        self.ingest(vehicle_id, signals, errors, now, Some(render))
+            .await
     }
 
     async fn signals(&self, vehicle_id: &str) -> StoreResult<HashMap<String, SignalValue>> {
@@ -825,15 +876,8 @@ impl Store for SqliteStore {
         .await?;
         let mut signals = HashMap::with_capacity(rows.len());
         for row in &rows {
-            let code: String = row.try_get("code")?;
-            let body: String = row.try_get("body")?;
-            let value = SignalValue {
-                code: code.clone(),
-                body: from_json(&body, "signal body")?,
-                oem_updated_at: row.try_get("oem_updated_at")?,
-                retrieved_at: row.try_get("retrieved_at")?,
-            };
-            signals.insert(code, value);
+            let value = signal_from_row(row)?;
+            signals.insert(value.code.clone(), value);
         }
         Ok(signals)
     }

@@ -14,6 +14,8 @@ pub mod vehicle_state;
 
 pub use engine::Triggers;
 
+use std::collections::HashMap;
+
 use fleethook_wire::signal::SignalValue;
 
 use crate::clock::Millis;
@@ -84,48 +86,43 @@ pub async fn on_enabled(store: &dyn Store, webhook: &Webhook, now: Millis) -> St
     }
 }
 
-/// The payloads one ingest's changes call for: diagnostics events and vehicle-state
-/// deliveries of the enabled webhooks the vehicle is subscribed to. `written` are the
-/// ingest's own signals: they override what is read back, so a payload carries the values of
-/// the change that fired it even when a racing ingest has written since.
-pub async fn change_deliveries(
-    store: &dyn Store,
+/// The webhooks whose payloads depend on a vehicle's changes: its enabled eventBased and
+/// vehicleState subscriptions. Read before an ingest so the ingest's transaction can render.
+pub async fn change_webhooks(store: &dyn Store, vehicle_id: &str) -> StoreResult<Vec<Webhook>> {
+    let mut webhooks = store.subscribed_webhooks(vehicle_id).await?;
+    webhooks.retain(|w| {
+        w.status == WebhookStatus::Enabled
+            && matches!(w.kind, WebhookKind::EventBased | WebhookKind::VehicleState)
+    });
+    Ok(webhooks)
+}
+
+/// The payloads one ingest's changes call for, from the vehicle's signals as the ingest left
+/// them: diagnostics events and vehicle-state deliveries of `webhooks`.
+pub fn render_changes(
+    webhooks: &[Webhook],
     vehicle: &Vehicle,
-    written: &[SignalValue],
     applied: &IngestApplied,
+    signals_after: &HashMap<String, SignalValue>,
     now: Millis,
-) -> StoreResult<Vec<NewDelivery>> {
-    if applied.changes.is_empty() && applied.raised.is_empty() && applied.resolved.is_empty() {
-        return Ok(Vec::new());
-    }
-    let webhooks = store.subscribed_webhooks(&vehicle.id).await?;
+) -> Vec<NewDelivery> {
     let mut deliveries = Vec::new();
-    let mut signals = None;
-    for webhook in webhooks
-        .iter()
-        .filter(|w| w.status == WebhookStatus::Enabled)
-    {
+    for webhook in webhooks {
         match webhook.kind {
             WebhookKind::EventBased => {
                 deliveries.extend(diagnostics::on_change(webhook, vehicle, applied, now))
             }
-            WebhookKind::VehicleState => {
-                if signals.is_none() {
-                    let mut read = store.signals(&vehicle.id).await?;
-                    for value in written {
-                        read.insert(value.code.clone(), value.clone());
-                    }
-                    signals = Some(read);
-                }
-                let after = signals.as_ref().expect("loaded just above");
-                deliveries.extend(vehicle_state::on_change(
-                    webhook, vehicle, applied, after, now,
-                ));
-            }
+            WebhookKind::VehicleState => deliveries.extend(vehicle_state::on_change(
+                webhook,
+                vehicle,
+                applied,
+                signals_after,
+                now,
+            )),
             WebhookKind::Scheduled | WebhookKind::Dynamic => {}
         }
     }
-    Ok(deliveries)
+    deliveries
 }
 
 /// After an ingest: an EV that was just plugged in moves to the 30-minute cadence at once, so
