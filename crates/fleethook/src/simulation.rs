@@ -12,7 +12,7 @@ use crate::clock::{sleep_until, Millis};
 use crate::ids::new_token;
 use crate::model::{App, Page, Vehicle, VehicleMode};
 use crate::server::SharedState;
-use crate::sources::simulator::{fleet_spec, Powertrain, SimVehicle, SimVehicleSpec};
+use crate::sources::simulator::{fleet_spec, vehicle_spec, Powertrain, SimVehicle, SimVehicleSpec};
 use crate::store::StoreResult;
 
 /// Platform time between two simulation steps.
@@ -92,8 +92,16 @@ impl Simulation {
                     if vehicles.contains_key(&vehicle.id) {
                         continue;
                     }
-                    let spec = spec_for(&vehicle);
-                    let model = SimVehicle::new(&spec, FLEET_SEED, now);
+                    let spec = fleet_index(&app, &vehicle.id)
+                        .map(|index| vehicle_spec(FLEET_SEED, index))
+                        .unwrap_or_else(|| spec_for(&vehicle));
+                    let mut model = SimVehicle::new(&spec, FLEET_SEED, now);
+                    // After a restart, carry on from what was recorded rather than from the
+                    // seed: odometers never run back.
+                    let stored = self.state.store.signals(&vehicle.id).await?;
+                    if !stored.is_empty() {
+                        model.resume(&stored);
+                    }
                     vehicles.insert(vehicle.id.clone(), (vehicle, model));
                 }
             }
@@ -154,6 +162,13 @@ impl Simulation {
             }
         }
     }
+}
+
+/// The fleet index of a vehicle made by `Simulation::start` for `app`, so it keeps its own
+/// spec (and so the seed's history) across restarts.
+fn fleet_index(app: &App, vehicle_id: &str) -> Option<u32> {
+    let index: u32 = vehicle_id.rsplit('-').next()?.parse().ok()?;
+    (simulated_vehicle_id(app, index) == vehicle_id).then_some(index)
 }
 
 /// A model for a vehicle made outside the fleet (`simulate: true`): its own make and model,

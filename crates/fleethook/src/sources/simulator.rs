@@ -51,6 +51,8 @@
 //! model strings stay in the [`SimVehicleSpec`]); last-reported values are kept quantized, the
 //! way they are emitted, so "changed since the last advance" is a field comparison.
 
+use std::collections::HashMap;
+
 use fleethook_wire::json::number;
 use fleethook_wire::signal::SignalValue;
 use fleethook_wire::time::iso_millis;
@@ -999,6 +1001,31 @@ impl SimVehicle {
         }
         v.plan(t);
         v
+    }
+
+    /// Carries on from what the store last recorded for this vehicle (after a restart the
+    /// model starts from its seed again): the odometer never runs back, and charge and fuel
+    /// continue from their recorded levels. Where the car stands is the model's own.
+    pub fn resume(&mut self, stored: &HashMap<String, SignalValue>) {
+        let value = |code: &str| {
+            stored
+                .get(code)
+                .and_then(|s| s.body.get("value"))
+                .and_then(|v| v.as_f64())
+        };
+        if let Some(km) = value("odometer-traveleddistance") {
+            self.odometer_km = self.odometer_km.max(km);
+        }
+        if let Some(pct) = value("tractionbattery-stateofcharge") {
+            if self.soc > 0.0 {
+                self.soc = pct.clamp(0.0, 100.0);
+            }
+        }
+        if let Some(liters) = value("internalcombustionengine-amountremaining") {
+            if self.fuel_l > 0.0 {
+                self.fuel_l = liters.max(0.0);
+            }
+        }
     }
 
     /// Moves the state forward to platform time `now` (epoch ms) and reports what changed.
@@ -2416,5 +2443,36 @@ mod tests {
         // A million vehicles must fit in well under a gigabyte, and there is no heap.
         let size = std::mem::size_of::<SimVehicle>();
         assert!(size <= 512, "SimVehicle is {size} bytes");
+    }
+
+    #[test]
+    fn a_resumed_vehicle_never_runs_its_odometer_back() {
+        let spec = vehicle_spec(7, 0);
+        let mut vehicle = SimVehicle::new(&spec, 7, 0);
+        let first = vehicle.advance(60_000);
+        let odometer = |update: &SimUpdate| {
+            update
+                .signals
+                .iter()
+                .find(|s| s.code == "odometer-traveleddistance")
+                .and_then(|s| s.body["value"].as_f64())
+        };
+        let start = odometer(&first).expect("a first snapshot has the odometer");
+        let recorded = start + 1_234.5;
+        let stored: HashMap<String, SignalValue> = [(
+            "odometer-traveleddistance".to_string(),
+            SignalValue {
+                code: "odometer-traveleddistance".into(),
+                body: json!({"unit": "kilometers", "value": recorded}),
+                oem_updated_at: None,
+                retrieved_at: 0,
+            },
+        )]
+        .into_iter()
+        .collect();
+        let mut restarted = SimVehicle::new(&spec, 7, 0);
+        restarted.resume(&stored);
+        let again = odometer(&restarted.advance(60_000)).expect("odometer");
+        assert!(again >= recorded, "{again} < {recorded}");
     }
 }
