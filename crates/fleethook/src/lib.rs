@@ -6,6 +6,7 @@
 //! them durably → the dispatcher (`delivery`) signs and sends them, with retries and a log.
 
 pub mod api;
+pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod delivery;

@@ -29,6 +29,8 @@ enum Command {
     /// The five-minute tour: a simulated fleet, one webhook of each kind and a receiver that
     /// prints every delivery, on an accelerated clock.
     Demo(fleethook::demo::DemoArgs),
+    /// Run a benchmark scenario and write target/bench/SCENARIO.json.
+    Bench(fleethook::bench::BenchArgs),
     /// Manage applications in the configured database.
     Apps {
         #[command(subcommand)]
@@ -60,6 +62,7 @@ async fn main() {
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Demo(args) => fleethook::demo::run(args).await,
+        Command::Bench(args) => fleethook::bench::run(args).await,
         Command::Apps {
             command: AppsCommand::Create { name, config },
         } => create_app(name, config).await,

@@ -1,0 +1,28 @@
+//! The benchmark scenarios in a tiny configuration: each completes and counts correctly.
+//! Times are never asserted (they depend on the machine); only counts are.
+
+use fleethook::bench::change_latency::{run_scenario, ChangeLatencyConfig};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_latency_delivers_every_change_exactly_once() {
+    let config = ChangeLatencyConfig::smoke();
+    let expected = config.changes();
+    assert!(expected > 0);
+    let report = run_scenario(config)
+        .await
+        .expect("the change-latency scenario completes");
+    assert_eq!(report.changes, expected, "every change was accepted");
+    assert_eq!(
+        report.delivered_changes, expected,
+        "every change was delivered"
+    );
+    assert_eq!(report.deliveries, expected, "one delivery per change");
+    assert_eq!(report.duplicates, 0, "no change was delivered twice");
+    assert_eq!(report.unmatched, 0, "no delivery matched no change");
+    assert_eq!(
+        report.first_deliveries, 0,
+        "no first delivery in this setup"
+    );
+    assert_eq!(report.outbox_pending_after, 0, "nothing left in the outbox");
+    assert!(report.p50_ms <= report.p99_ms && report.p99_ms <= report.max_ms);
+}
