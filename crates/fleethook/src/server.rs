@@ -15,6 +15,7 @@ use crate::delivery::dispatcher::{Dispatcher, DispatcherSettings};
 use crate::delivery::http::build_client;
 use crate::metrics::Metrics;
 use crate::model::App;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::SharedStore;
 use crate::triggers::Triggers;
@@ -34,13 +35,15 @@ pub struct AppState {
 pub type SharedState = Arc<AppState>;
 
 /// Opens the store named by a `FLEETHOOK_DATABASE_URL` for serving: a SQLite file is then
-/// held by this process alone.
+/// held by this process alone (its `.lock` file); a Postgres database is shared with any other
+/// nodes serving it.
 pub async fn open_store(url: &str) -> anyhow::Result<SharedStore> {
     open(url, true).await
 }
 
 /// Opens the store for a short administrative change beside a running server
-/// (`fleethook apps create`): SQLite's own locking keeps the writes safe.
+/// (`fleethook apps create`): SQLite's own locking keeps the writes safe; Postgres is shared
+/// anyway.
 pub async fn open_store_shared(url: &str) -> anyhow::Result<SharedStore> {
     open(url, false).await
 }
@@ -54,9 +57,29 @@ async fn open(url: &str, exclusive: bool) -> anyhow::Result<SharedStore> {
         };
         Ok(Arc::new(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        anyhow::bail!("the Postgres store is not available in this build yet; use sqlite://PATH")
+        let store = PgStore::open(url).await.with_context(|| {
+            format!("cannot open the Postgres database {}", redact_password(url))
+        })?;
+        tracing::info!(node = store.node(), "serving a shared Postgres database");
+        Ok(Arc::new(store))
     } else {
         anyhow::bail!("FLEETHOOK_DATABASE_URL must start with sqlite:// or postgres://, got {url}")
+    }
+}
+
+/// The URL with its password, if any, replaced by `***`, for messages.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or("");
+            let tail = &rest[authority.len()..];
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -122,7 +145,8 @@ impl RunningServer {
         clock: SharedClock,
         options: ServerOptions,
     ) -> anyhow::Result<Self> {
-        // After a crash nothing else can hold a lease on a single-node store.
+        // Leases left by this node's previous life: every lease on a single-node store, none
+        // of another live node's on a shared one (theirs expire if that node died).
         store.release_all_leases().await?;
         let metrics = Arc::new(Metrics::new());
         let settings = DispatcherSettings {
@@ -204,5 +228,22 @@ impl RunningServer {
         let _ = self.http.await;
         let _ = self.shutdown.send(true);
         let _ = self.dispatcher.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_password("postgres://fh:s3cret@db:5432/fleet?sslmode=require"),
+            "postgres://fh:***@db:5432/fleet?sslmode=require"
+        );
+        assert_eq!(
+            redact_password("postgres://postgres@127.0.0.1/postgres"),
+            "postgres://postgres@127.0.0.1/postgres"
+        );
     }
 }

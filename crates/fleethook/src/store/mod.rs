@@ -1,7 +1,8 @@
 //! The store: one trait over everything fleethook keeps, with batch-shaped calls so that the
 //! hot paths (ingest, outbox claims, completions) are one round trip per batch, not per row.
-//! `sqlite` is the embedded implementation; `conformance` is the suite every implementation
-//! must pass.
+//! `sqlite` is the embedded implementation (one node), `postgres` the shared one (several
+//! nodes share the work through leases); `conformance` is the suite every implementation must
+//! pass.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +14,9 @@ use serde_json::Value;
 use crate::clock::Millis;
 use crate::model::*;
 
+mod codec;
+mod diff;
+pub mod postgres;
 pub mod sqlite;
 
 pub mod conformance;
@@ -223,7 +227,10 @@ pub trait Store: Send + Sync + 'static {
     async fn complete_many(&self, completions: &[Completion]) -> StoreResult<()>;
     /// The earliest `next_attempt_at` of pending deliveries, to know how long to sleep.
     async fn next_due_at(&self) -> StoreResult<Option<Millis>>;
-    /// Releases every lease (a single-node store at start, after a crash).
+    /// Releases the leases this node may hold, at start after a crash: on a single-node store
+    /// every lease; on a store shared by several nodes only the leases of this store handle's
+    /// own node, never another live node's (theirs end by completion or by expiry). Returns
+    /// how many deliveries were released.
     async fn release_all_leases(&self) -> StoreResult<u64>;
     /// Pending deliveries: the outbox depth.
     async fn outbox_depth(&self) -> StoreResult<i64>;
@@ -246,7 +253,11 @@ pub trait Store: Send + Sync + 'static {
     // --- time-based triggers ---
     /// Sets the next boundary of a scheduled webhook and clears its cursor; `None` stops it.
     async fn schedule_set(&self, webhook_id: &str, boundary_at: Option<Millis>) -> StoreResult<()>;
-    /// Scheduled webhooks whose boundary is at or before `now`, earliest first.
+    /// Scheduled webhooks whose boundary is at or before `now`, earliest first. On a store
+    /// shared by several nodes the rows returned are leased to this node for a short real
+    /// time, so other nodes skip them while it delivers; `schedule_progress` renews the lease
+    /// page by page and ends it with the boundary. The fence of `schedule_progress`, not the
+    /// lease, is what keeps a boundary from being delivered twice.
     async fn due_schedules(&self, now: Millis, limit: i64) -> StoreResult<Vec<ScheduleDue>>;
     /// Vehicles subscribed to the webhook before `subscribed_before`, by vehicle id after
     /// `after_vehicle`, with their signals.
@@ -275,6 +286,8 @@ pub trait Store: Send + Sync + 'static {
     /// EV was plugged in); returns how many moved.
     async fn pull_dynamic_due(&self, vehicle_id: &str, at_latest: Millis) -> StoreResult<u64>;
     /// Dynamic subscriptions due at or before `now`, earliest first, with vehicle and signals.
+    /// Leased to this node on a shared store, like `due_schedules`; `dynamic_progress` ends the
+    /// leases.
     async fn due_dynamic(&self, now: Millis, limit: i64) -> StoreResult<Vec<DynamicDue>>;
     /// Advances dynamic subscriptions and enqueues their payloads in one transaction; `false`
     /// (and nothing written) when any of them moved since it was read.
@@ -285,6 +298,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// The earliest time a schedule or dynamic subscription is due.
     async fn next_trigger_at(&self) -> StoreResult<Option<Millis>>;
+
+    // --- several nodes ---
+    /// Whether other fleethook processes may work on this store at the same time. Their work
+    /// does not wake this process's loops, so the dispatcher and the trigger loop then also
+    /// look at the store every second or so.
+    fn multi_node(&self) -> bool {
+        false
+    }
+
+    /// Takes or renews this node's lease on work that one node at a time does for everyone
+    /// (`role`, e.g. the fleet simulator) for `lease_ms` of real time; `false` while another
+    /// node holds a live lease on it. A single-node store always leads.
+    async fn lead(&self, role: &str, lease_ms: Millis) -> StoreResult<bool> {
+        let _ = (role, lease_ms);
+        Ok(true)
+    }
 }
 
 /// Shared handle to the store.

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fleethook_wire::signal::SignalValue;
-use serde::Serialize;
 use serde_json::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -25,9 +24,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
+use super::codec::{conflict, distinct_runs, from_json, parse_enum, to_json};
+use super::diff::{changed, error_changes, latest_per_code, signal_changes, ErrorsDiff};
 use super::{
     DeliveryFilter, DynamicAdvance, DynamicDue, IngestApplied, RenderChanges, ScheduleDue,
-    ScheduleProgress, SignalChange, Store, StoreError, StoreResult, VehicleSignals,
+    ScheduleProgress, Store, StoreError, StoreResult, VehicleSignals,
 };
 use crate::clock::{real_now_ms, Millis};
 use crate::model::*;
@@ -202,51 +203,6 @@ fn lock_database(path: &Path) -> StoreResult<File> {
     }
 }
 
-/// Maps a unique-constraint violation to `Conflict` with a message naming what is taken.
-fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |err| match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict(format!("{what} ({})", db.message()))
-        }
-        _ => StoreError::Database(err),
-    }
-}
-
-fn to_json<T: Serialize + ?Sized>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode JSON: {e}")))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> StoreResult<T> {
-    serde_json::from_str(text)
-        .map_err(|e| StoreError::Corrupt(format!("{what} is not valid JSON: {e}")))
-}
-
-fn parse_enum<T>(text: &str, parse: fn(&str) -> Option<T>, what: &str) -> StoreResult<T> {
-    parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown {what} {text:?}")))
-}
-
-/// JSON equality by value: object keys in any order, and `1` equal to `1.0`, as a JSON reader
-/// (or Postgres `jsonb`) sees them. A body re-encoded by a source must not count as a change.
-fn json_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            // Integers compare exactly; only a float on either side compares as f64, so two
-            // large integers never collapse into one through rounding.
-            x == y || ((x.is_f64() || y.is_f64()) && x.as_f64() == y.as_f64())
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_eq(x, y))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
-        }
-        _ => a == b,
-    }
-}
-
 fn app_from_row(row: &SqliteRow) -> StoreResult<App> {
     Ok(App {
         id: row.try_get("id")?,
@@ -319,25 +275,6 @@ fn delivery_at(row: &SqliteRow, at: usize) -> StoreResult<Delivery> {
         created_at: row.try_get(at + 13)?,
         updated_at: row.try_get(at + 14)?,
     })
-}
-
-/// Splits completions into runs of at most [`ROWS_PER_INSERT`] with no delivery twice, so
-/// that each run can be written with multi-row statements (an `UPDATE … FROM` matching one
-/// delivery twice would apply an arbitrary one) while runs keep the batch's order.
-fn distinct_runs(completions: &[Completion]) -> Vec<&[Completion]> {
-    let mut runs = Vec::new();
-    let mut start = 0;
-    let mut ids: HashSet<&str> = HashSet::new();
-    for (i, c) in completions.iter().enumerate() {
-        if i - start == ROWS_PER_INSERT || !ids.insert(c.delivery_id.as_str()) {
-            runs.push(&completions[start..i]);
-            start = i;
-            ids.clear();
-            ids.insert(c.delivery_id.as_str());
-        }
-    }
-    runs.push(&completions[start..]);
-    runs
 }
 
 /// Decodes a row of [`claim_select`].
@@ -500,19 +437,7 @@ impl SqliteStore {
         now: Millis,
         render: Option<RenderChanges<'_>>,
     ) -> StoreResult<(IngestApplied, usize)> {
-        // A code given twice counts once, with its last value: one ingest is one step of the
-        // vehicle's state, and an upsert cannot touch the same row twice in one statement anyway.
-        let mut latest: Vec<&SignalValue> = Vec::with_capacity(signals.len());
-        let mut position: HashMap<&str, usize> = HashMap::with_capacity(signals.len());
-        for signal in signals {
-            match position.get(signal.code.as_str()) {
-                Some(&i) => latest[i] = signal,
-                None => {
-                    position.insert(signal.code.as_str(), latest.len());
-                    latest.push(signal);
-                }
-            }
-        }
+        let latest = latest_per_code(signals);
         let bodies = latest
             .iter()
             .map(|s| to_json(&s.body))
@@ -538,17 +463,7 @@ impl SqliteStore {
                 let body = from_json(&body, "signal body")?;
                 stored.insert(code, body);
             }
-            for signal in &latest {
-                let previous = stored.remove(&signal.code);
-                if previous.as_ref().is_some_and(|p| json_eq(p, &signal.body)) {
-                    continue;
-                }
-                applied.changes.push(SignalChange {
-                    code: signal.code.clone(),
-                    previous,
-                    current: signal.body.clone(),
-                });
-            }
+            applied.changes = signal_changes(&latest, stored);
             // Unchanged values are written too: their retrieval times move on.
             let rows: Vec<(&SignalValue, &String)> = latest.iter().copied().zip(&bodies).collect();
             for chunk in rows.chunks(ROWS_PER_INSERT) {
@@ -585,33 +500,8 @@ impl SqliteStore {
                 stored.push((error_from_row(row)?, row.try_get("raised_at")?));
             }
 
-            // The new active set, keyed by (type, code); a key given twice counts once.
-            let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(errors.len());
-            let mut active: Vec<(&VehicleErrorState, Millis)> = Vec::with_capacity(errors.len());
-            for error in errors {
-                if !seen.insert((error.error_type.as_str(), error.code.as_str())) {
-                    continue;
-                }
-                let raised_at = stored
-                    .iter()
-                    .find(|(s, _)| s.error_type == error.error_type && s.code == error.code)
-                    .map(|(_, at)| *at);
-                match raised_at {
-                    Some(at) => active.push((error, at)),
-                    None => {
-                        applied.raised.push(error.clone());
-                        active.push((error, now));
-                    }
-                }
-            }
-            for (error, _) in &stored {
-                if !seen.contains(&(error.error_type.as_str(), error.code.as_str())) {
-                    applied.resolved.push(error.clone());
-                }
-            }
-
-            let unchanged = stored.len() == active.len()
-                && stored.iter().zip(&active).all(|((s, _), (a, _))| s == *a);
+            let ErrorsDiff { active, unchanged } =
+                error_changes(errors, &stored, now, &mut applied);
             if !unchanged {
                 sqlx::query("DELETE FROM vehicle_errors WHERE vehicle_id = ?")
                     .bind(vehicle_id)
@@ -642,9 +532,7 @@ impl SqliteStore {
         }
 
         let mut enqueued = 0;
-        let changed = !(applied.changes.is_empty()
-            && applied.raised.is_empty()
-            && applied.resolved.is_empty());
+        let changed = changed(&applied);
         if let (Some(render), true) = (render, changed) {
             let rows = sqlx::query(
                 "SELECT code, body, oem_updated_at, retrieved_at FROM signals WHERE vehicle_id = ?",
@@ -1164,7 +1052,7 @@ impl Store for SqliteStore {
         let mut tx = self.write_tx().await?;
         // A few multi-row statements per run of distinct deliveries: per-row statements made
         // completions the slowest write of the outbox.
-        for run in distinct_runs(completions) {
+        for run in distinct_runs(completions, ROWS_PER_INSERT) {
             let attempts: Vec<(&str, &Attempt)> = run
                 .iter()
                 .filter_map(|c| c.attempt.as_ref().map(|a| (c.delivery_id.as_str(), a)))
@@ -1725,18 +1613,6 @@ mod tests {
         assert_eq!(path_from_url("sqlite::memory:"), None);
         assert_eq!(path_from_url("sqlite://"), None);
         assert_eq!(path_from_url("postgres://localhost/f"), None);
-    }
-
-    #[test]
-    fn json_equality_ignores_key_order_and_number_spelling() {
-        use serde_json::json;
-        let a: Value = serde_json::from_str(r#"{"unit":"percent","value":78}"#).expect("json");
-        let b: Value = serde_json::from_str(r#"{"value":78.0,"unit":"percent"}"#).expect("json");
-        assert!(json_eq(&a, &b));
-        assert!(!json_eq(&json!({"value": 78}), &json!({"value": 79})));
-        assert!(!json_eq(&json!([1, 2]), &json!([2, 1])));
-        assert!(!json_eq(&json!(u64::MAX), &json!(u64::MAX - 1)));
-        assert!(!json_eq(&json!({"a": 1}), &json!({"a": 1, "b": null})));
     }
 
     #[tokio::test]
