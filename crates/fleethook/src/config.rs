@@ -29,6 +29,10 @@ pub struct ConfigArgs {
     /// Simulated vehicles to create at start (idempotent across restarts).
     #[arg(long, env = "FLEETHOOK_SIMULATED_VEHICLES")]
     pub simulated_vehicles: Option<u32>,
+    /// How long a node owns a delivery it claimed, in real seconds (at least 20): after a node
+    /// dies, others send its deliveries in flight again once this has passed.
+    #[arg(long, env = "FLEETHOOK_DELIVERY_LEASE_SECONDS")]
+    pub delivery_lease_seconds: Option<u64>,
     /// Configuration file (default: `fleethook.toml` in the working directory, if present).
     #[arg(long, env = "FLEETHOOK_CONFIG")]
     pub config: Option<PathBuf>,
@@ -44,6 +48,7 @@ struct FileConfig {
     allow_private_callbacks: Option<bool>,
     time_scale: Option<f64>,
     simulated_vehicles: Option<u32>,
+    delivery_lease_seconds: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -55,6 +60,7 @@ pub struct Config {
     pub allow_private_callbacks: bool,
     pub time_scale: f64,
     pub simulated_vehicles: u32,
+    pub delivery_lease_seconds: u64,
 }
 
 impl Default for Config {
@@ -66,6 +72,7 @@ impl Default for Config {
             allow_private_callbacks: false,
             time_scale: 1.0,
             simulated_vehicles: 0,
+            delivery_lease_seconds: 60,
         }
     }
 }
@@ -103,6 +110,10 @@ impl ConfigArgs {
                 .simulated_vehicles
                 .or(file.simulated_vehicles)
                 .unwrap_or(defaults.simulated_vehicles),
+            delivery_lease_seconds: self
+                .delivery_lease_seconds
+                .or(file.delivery_lease_seconds)
+                .unwrap_or(defaults.delivery_lease_seconds),
         };
         if !(config.time_scale.is_finite() && config.time_scale > 0.0) {
             bail!(

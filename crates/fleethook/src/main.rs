@@ -5,6 +5,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use fleethook::clock::{Clock, ScaledClock};
 use fleethook::config::ConfigArgs;
+use fleethook::delivery::dispatcher::DispatcherSettings;
 use fleethook::model::App;
 use fleethook::server::{
     ensure_default_app, open_store, open_store_shared, RunningServer, ServerOptions,
@@ -91,7 +92,11 @@ async fn serve(args: ConfigArgs) -> anyhow::Result<()> {
         ServerOptions {
             listen: config.listen.clone(),
             allow_private: config.allow_private_callbacks,
-            dispatcher: Default::default(),
+            dispatcher: DispatcherSettings {
+                lease_ms: i64::try_from(config.delivery_lease_seconds.saturating_mul(1000))
+                    .unwrap_or(i64::MAX),
+                ..Default::default()
+            },
             background_dispatcher: true,
         },
     )

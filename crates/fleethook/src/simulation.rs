@@ -2,6 +2,10 @@
 //! (idempotently: the same ids on every start), adopts vehicles created with `simulate: true`,
 //! and every simulated minute writes what changed through `ingest::apply`, the same road as
 //! the ingest API.
+//!
+//! On a store shared by several nodes one node at a time simulates the fleet: the one holding
+//! the `simulator` lease (`Store::lead`). Another node takes over when the leader stops
+//! renewing it, and carries every vehicle on from its recorded signals.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +25,12 @@ pub const TICK_MS: Millis = 60_000;
 const ADOPT_EVERY: u32 = 10;
 /// The seed of the fleet made by `FLEETHOOK_SIMULATED_VEHICLES`.
 pub const FLEET_SEED: u64 = 0x000f_1ee7;
+/// The role under which one node of several simulates the fleet.
+const SIMULATOR_ROLE: &str = "simulator";
+/// The leader's lease lasts this many steps (and never less than `MIN_LEAD_MS` real time),
+/// so a missed renewal or two does not hand the fleet over.
+const LEAD_STEPS: u32 = 3;
+const MIN_LEAD_MS: Millis = 5_000;
 
 /// The simulated vehicles and their models.
 pub struct Simulation {
@@ -139,21 +149,50 @@ impl Simulation {
         Ok(changed)
     }
 
-    /// The loop: a step every simulated minute until shutdown.
+    /// Takes or renews the simulator lease. A node that gains it after another node led forgets
+    /// its models and carries every vehicle on from what the leader recorded.
+    async fn lead(&self, was_leading: bool) -> StoreResult<bool> {
+        let now = self.state.clock.now_ms();
+        let step_real = self
+            .state
+            .clock
+            .real_wait_until(now + TICK_MS)
+            .map_or(0, |d| d.as_millis() as Millis);
+        let lease = (step_real * Millis::from(LEAD_STEPS)).max(MIN_LEAD_MS);
+        let leading = self.state.store.lead(SIMULATOR_ROLE, lease).await?;
+        if leading && !was_leading {
+            self.vehicles.lock().await.clear();
+            self.adopt().await?;
+        }
+        Ok(leading)
+    }
+
+    /// The loop: a step every simulated minute until shutdown, while this node leads.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut steps: u32 = 0;
+        // `start` has just modelled the fleet from the store.
+        let mut leading = true;
         loop {
             if *shutdown.borrow() {
                 return;
             }
+            leading = match self.lead(leading).await {
+                Ok(leading) => leading,
+                Err(err) => {
+                    tracing::error!(%err, "cannot renew the simulator lease");
+                    false
+                }
+            };
             steps = steps.wrapping_add(1);
-            if steps.is_multiple_of(ADOPT_EVERY) {
+            if leading && steps.is_multiple_of(ADOPT_EVERY) {
                 if let Err(err) = self.adopt().await {
                     tracing::error!(%err, "looking for simulated vehicles failed");
                 }
             }
-            if let Err(err) = self.step().await {
-                tracing::error!(%err, "simulation step failed");
+            if leading {
+                if let Err(err) = self.step().await {
+                    tracing::error!(%err, "simulation step failed");
+                }
             }
             let next = self.state.clock.now_ms() + TICK_MS;
             tokio::select! {

@@ -16,9 +16,8 @@ fn millis(iso: &Value) -> i64 {
         .timestamp_millis()
 }
 
-#[tokio::test]
-async fn verification_passes_with_the_right_hmac_and_enables_the_webhook() {
-    let server = TestServer::start().await;
+async fn verification_passes_with_the_right_hmac_and_enables_the_webhook(backend: Backend) {
+    let server = TestServer::start_on(backend).await;
     let mut receiver = Receiver::start(Some(&server.token)).await;
     for kind in KINDS {
         let hook = server.webhook(kind, &receiver.url("/ok/verify")).await;
@@ -104,9 +103,8 @@ async fn a_wrong_answer_fails_verification_with_reason_expected_and_received() {
     assert!(body["reason"].as_str().unwrap().contains("500"), "{body}");
 }
 
-#[tokio::test]
-async fn test_payloads_of_every_kind_arrive_signed_and_compact() {
-    let server = TestServer::start().await;
+async fn test_payloads_of_every_kind_arrive_signed_and_compact(backend: Backend) {
+    let server = TestServer::start_on(backend).await;
     let mut receiver = Receiver::start(Some(&server.token)).await;
     for kind in KINDS {
         let hook = server
@@ -187,8 +185,8 @@ async fn test_payloads_of_every_kind_arrive_signed_and_compact() {
 
 /// Sends one test payload to a webhook whose receiver keeps failing and follows every retry
 /// on the manual clock; returns the planned waits seen (ms) and the final webhook.
-async fn follow_retries(kind: &str, planned: &[i64]) -> (Vec<i64>, Value) {
-    let server = TestServer::start().await;
+async fn follow_retries(backend: Backend, kind: &str, planned: &[i64]) -> (Vec<i64>, Value) {
+    let server = TestServer::start_on(backend).await;
     let mut receiver = Receiver::start(Some(&server.token)).await;
     let hook = server
         .enabled_webhook(kind, &receiver.url("/ok/failing"))
@@ -247,10 +245,15 @@ async fn follow_retries(kind: &str, planned: &[i64]) -> (Vec<i64>, Value) {
     (waits, webhook)
 }
 
-#[tokio::test]
-async fn a_failing_scheduled_receiver_sees_the_exact_retry_road_then_the_webhook_is_disabled() {
-    let (_, webhook) =
-        follow_retries("scheduled", &[20_000, 40_000, 80_000, 160_000, 300_000]).await;
+async fn a_failing_scheduled_receiver_sees_the_exact_retry_road_then_the_webhook_is_disabled(
+    backend: Backend,
+) {
+    let (_, webhook) = follow_retries(
+        backend,
+        "scheduled",
+        &[20_000, 40_000, 80_000, 160_000, 300_000],
+    )
+    .await;
     assert_eq!(webhook["status"], "disabled");
     assert!(
         webhook["disabledReason"].as_str().unwrap().contains("500"),
@@ -258,24 +261,27 @@ async fn a_failing_scheduled_receiver_sees_the_exact_retry_road_then_the_webhook
     );
 }
 
-#[tokio::test]
-async fn dynamic_and_event_based_retry_six_times_doubling_from_10_s_then_disable() {
+async fn dynamic_and_event_based_retry_six_times_doubling_from_10_s_then_disable(backend: Backend) {
     for kind in ["dynamic", "eventBased"] {
-        let (_, webhook) =
-            follow_retries(kind, &[10_000, 20_000, 40_000, 80_000, 160_000, 320_000]).await;
+        let (_, webhook) = follow_retries(
+            backend,
+            kind,
+            &[10_000, 20_000, 40_000, 80_000, 160_000, 320_000],
+        )
+        .await;
         assert_eq!(webhook["status"], "disabled", "{kind}");
     }
 }
 
-#[tokio::test]
-async fn vehicle_state_retries_three_times_then_drops_the_event_and_stays_enabled() {
-    let (_, webhook) = follow_retries("vehicleState", &[25_000, 50_000, 100_000]).await;
+async fn vehicle_state_retries_three_times_then_drops_the_event_and_stays_enabled(
+    backend: Backend,
+) {
+    let (_, webhook) = follow_retries(backend, "vehicleState", &[25_000, 50_000, 100_000]).await;
     assert_eq!(webhook["status"], "enabled");
 }
 
-#[tokio::test]
-async fn a_410_disables_the_webhook_at_once() {
-    let server = TestServer::start().await;
+async fn a_410_disables_the_webhook_at_once(backend: Backend) {
+    let server = TestServer::start_on(backend).await;
     let mut receiver = Receiver::start(Some(&server.token)).await;
     let hook = server
         .enabled_webhook("dynamic", &receiver.url("/ok/gone"))
@@ -383,9 +389,8 @@ async fn callbacks_on_loopback_are_refused_without_the_allow_flag() {
     receiver.assert_quiet();
 }
 
-#[tokio::test]
-async fn a_hanging_endpoint_does_not_hold_up_a_healthy_one() {
-    let server = TestServer::start_live().await;
+async fn a_hanging_endpoint_does_not_hold_up_a_healthy_one(backend: Backend) {
+    let server = TestServer::start_live_on(backend).await;
     let mut receiver = Receiver::start(Some(&server.token)).await;
     let slow = server
         .enabled_webhook("dynamic", &receiver.url("/ok/slow"))
@@ -435,9 +440,8 @@ async fn a_hanging_endpoint_does_not_hold_up_a_healthy_one() {
     );
 }
 
-#[tokio::test]
-async fn a_manual_retry_is_one_attempt_that_can_revive_a_failed_delivery() {
-    let server = TestServer::start().await;
+async fn a_manual_retry_is_one_attempt_that_can_revive_a_failed_delivery(backend: Backend) {
+    let server = TestServer::start_on(backend).await;
     let mut receiver = Receiver::start(Some(&server.token)).await;
     let hook = server
         .enabled_webhook("vehicleState", &receiver.url("/ok/manual"))
@@ -495,3 +499,14 @@ async fn a_manual_retry_is_one_attempt_that_can_revive_a_failed_delivery() {
         wire_ids.iter().map(|v| v.to_string()).collect();
     assert_eq!(unique.len(), 5, "every attempt carries its own deliveryId");
 }
+
+on_both_stores!(
+    verification_passes_with_the_right_hmac_and_enables_the_webhook,
+    test_payloads_of_every_kind_arrive_signed_and_compact,
+    a_failing_scheduled_receiver_sees_the_exact_retry_road_then_the_webhook_is_disabled,
+    dynamic_and_event_based_retry_six_times_doubling_from_10_s_then_disable,
+    vehicle_state_retries_three_times_then_drops_the_event_and_stays_enabled,
+    a_410_disables_the_webhook_at_once,
+    a_hanging_endpoint_does_not_hold_up_a_healthy_one,
+    a_manual_retry_is_one_attempt_that_can_revive_a_failed_delivery,
+);

@@ -244,9 +244,8 @@ async fn systems_going_from_ok_to_alert_and_back_are_delivered_with_their_system
     );
 }
 
-#[tokio::test]
-async fn vehicle_state_first_delivery_trigger_changes_errors_and_unsubscribe() {
-    let server = TestServer::start().await;
+async fn vehicle_state_first_delivery_trigger_changes_errors_and_unsubscribe(backend: Backend) {
+    let server = TestServer::start_on(backend).await;
     let mut receiver = Receiver::start(Some(&server.token)).await;
     let vehicle = server.vehicle().await;
     let vehicle_id = vehicle["id"].as_str().unwrap();
@@ -472,10 +471,9 @@ async fn vehicle_state_first_delivery_trigger_changes_errors_and_unsubscribe() {
 /// Random interleavings of concurrent ingests on one vehicle: the deliveries are exactly those
 /// a sequential model predicts for the order the store applied them in, which each ingest's
 /// answer reveals (it reports whether its value was a change).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn racing_ingests_neither_lose_nor_double_a_change() {
+async fn racing_ingests_neither_lose_nor_double_a_change(backend: Backend) {
     use rand::{Rng, SeedableRng};
-    let server = TestServer::start().await;
+    let server = TestServer::start_on(backend).await;
     let mut receiver = Receiver::start(Some(&server.token)).await;
     let vehicle = server.vehicle().await;
     let vehicle_id = vehicle["id"].as_str().unwrap().to_string();
@@ -549,3 +547,8 @@ async fn racing_ingests_neither_lose_nor_double_a_change() {
         assert!(reported.len() <= values.len());
     }
 }
+
+on_both_stores!(
+    vehicle_state_first_delivery_trigger_changes_errors_and_unsubscribe,
+    racing_ingests_neither_lose_nor_double_a_change,
+);

@@ -36,10 +36,10 @@ async fn scheduled_webhook(server: &TestServer, receiver: &mut Receiver, body: V
     id
 }
 
-#[tokio::test]
 async fn hourly_webhook_delivers_at_the_next_utc_boundary_in_both_unit_systems_matching_the_vehicle_api(
+    backend: Backend,
 ) {
-    let server = TestServer::start().await;
+    let server = TestServer::start_on(backend).await;
     let mut receiver = Receiver::start(Some(&server.token)).await;
     let vehicle = server.vehicle().await;
     let vehicle_id = vehicle["id"].as_str().unwrap();
@@ -118,9 +118,8 @@ async fn hourly_webhook_delivers_at_the_next_utc_boundary_in_both_unit_systems_m
     assert_eq!(server.advance_to(SIXTEEN + HOUR).await, 2);
 }
 
-#[tokio::test]
-async fn vehicles_due_together_are_batched_without_exceeding_max_payload_bytes() {
-    let server = TestServer::start().await;
+async fn vehicles_due_together_are_batched_without_exceeding_max_payload_bytes(backend: Backend) {
+    let server = TestServer::start_on(backend).await;
     let mut receiver = Receiver::start(Some(&server.token)).await;
     let body = json!({"name":"batch","type":"scheduled","callbackUri": receiver.url("/ok/batch"),"maxPayloadBytes": 4096,
                "schedule":{"frequency":"minutely","interval":15},"endpoints":["/battery","/location"]});
@@ -155,9 +154,8 @@ async fn vehicles_due_together_are_batched_without_exceeding_max_payload_bytes()
     receiver.assert_quiet();
 }
 
-#[tokio::test]
-async fn a_boundary_missed_while_stopped_is_delivered_once_after_restart() {
-    let server = TestServer::start().await;
+async fn a_boundary_missed_while_stopped_is_delivered_once_after_restart(backend: Backend) {
+    let server = TestServer::start_on(backend).await;
     let mut receiver = Receiver::start(Some(&server.token)).await;
     let vehicle = server.vehicle().await;
     server
@@ -187,10 +185,10 @@ async fn a_boundary_missed_while_stopped_is_delivered_once_after_restart() {
     assert_eq!(server.advance_to(SIXTEEN + 3 * HOUR).await, 1);
 }
 
-#[tokio::test]
 async fn dynamic_is_hourly_from_subscription_every_30_minutes_while_plugged_in_and_hourly_again_after(
+    backend: Backend,
 ) {
-    let server = TestServer::start().await;
+    let server = TestServer::start_on(backend).await;
     let mut receiver = Receiver::start(Some(&server.token)).await;
     let vehicle = server.vehicle().await;
     let vehicle_id = vehicle["id"].as_str().unwrap().to_string();
@@ -240,3 +238,10 @@ async fn dynamic_is_hourly_from_subscription_every_30_minutes_while_plugged_in_a
     // every 30 (130, 160, 190); unplugged at 190 → hourly again (250).
     assert_eq!(times, [60, 100, 130, 160, 190, 250], "delivery minutes");
 }
+
+on_both_stores!(
+    hourly_webhook_delivers_at_the_next_utc_boundary_in_both_unit_systems_matching_the_vehicle_api,
+    vehicles_due_together_are_batched_without_exceeding_max_payload_bytes,
+    a_boundary_missed_while_stopped_is_delivered_once_after_restart,
+    dynamic_is_hourly_from_subscription_every_30_minutes_while_plugged_in_and_hourly_again_after,
+);

@@ -19,8 +19,8 @@ struct Fixture {
     same_app_other_user_token: String,
 }
 
-async fn fixture() -> Fixture {
-    let server = TestServer::start().await;
+async fn fixture(backend: Backend) -> Fixture {
+    let server = TestServer::start_on(backend).await;
     let mut receiver = Receiver::start(Some(&server.token)).await;
     let vehicle = server.vehicle().await;
     let hook = server
@@ -153,9 +153,8 @@ fn object_endpoints(f: &Fixture) -> Vec<(&'static str, String, Option<Value>, &'
     ]
 }
 
-#[tokio::test]
-async fn another_applications_tokens_get_404_for_every_object_and_change_nothing() {
-    let f = fixture().await;
+async fn another_applications_tokens_get_404_for_every_object_and_change_nothing(backend: Backend) {
+    let f = fixture(backend).await;
     let before_webhook = f
         .server
         .call("GET", &format!("/api/v1/webhooks/{}", f.webhook_id), None)
@@ -225,9 +224,8 @@ async fn another_applications_tokens_get_404_for_every_object_and_change_nothing
     assert_ne!(list["vehicles"][0], f.vehicle_id.as_str());
 }
 
-#[tokio::test]
-async fn a_missing_or_wrong_token_gets_401_everywhere() {
-    let f = fixture().await;
+async fn a_missing_or_wrong_token_gets_401_everywhere(backend: Backend) {
+    let f = fixture(backend).await;
     let mut endpoints = object_endpoints(&f);
     endpoints.push((
         "POST",
@@ -272,3 +270,8 @@ async fn a_missing_or_wrong_token_gets_401_everywhere() {
         );
     }
 }
+
+on_both_stores!(
+    another_applications_tokens_get_404_for_every_object_and_change_nothing,
+    a_missing_or_wrong_token_gets_401_everywhere,
+);

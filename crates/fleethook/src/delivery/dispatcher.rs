@@ -42,7 +42,8 @@ const COMPLETION_QUEUE: usize = 4096;
 const WRITE_TRIES: u32 = 5;
 
 /// How often to look again when something is due but cannot be claimed now (leased by another
-/// node or by a crashed run, or its webhook is at its in-flight cap).
+/// node or by a crashed run, or its webhook is at its in-flight cap), and, on a store shared by
+/// several nodes, for work the others enqueued.
 const POLL_WHEN_BLOCKED: Duration = Duration::from_secs(1);
 
 /// How often the outbox depth gauge is refreshed at most, in real milliseconds.
@@ -249,8 +250,10 @@ impl Dispatcher {
             };
             let timer_at = next_due.filter(|at| *at > now);
             // Due but not claimed: leased by someone else or held back by a cap. Slots freeing
-            // and writes wake the loop; the poll covers leases that expire elsewhere.
-            let blocked = free == 0 || next_due.is_some_and(|at| at <= now);
+            // and writes wake the loop; the poll covers leases that expire elsewhere, and on a
+            // shared store the payloads other nodes enqueue, which never wake this loop.
+            let blocked =
+                free == 0 || next_due.is_some_and(|at| at <= now) || self.store.multi_node();
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = self.slot_freed.notified() => {}

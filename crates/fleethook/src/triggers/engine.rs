@@ -15,6 +15,10 @@ use crate::store::{SharedStore, StoreResult};
 /// subscription wakes it earlier.
 const IDLE_MS: i64 = 60 * 60 * 1000;
 
+/// How often the loop looks again, in real time, when what is due is held by another node, and
+/// on a shared store for changes made on other nodes.
+const POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Fires time-based triggers.
 pub struct Triggers {
     store: SharedStore,
@@ -67,8 +71,14 @@ impl Triggers {
                     self.clock.now_ms() + 1_000
                 }
             };
+            // Still due after firing: another node holds it under a lease (or the store failed);
+            // look again shortly rather than spin. On a shared store, webhooks and
+            // subscriptions changed on other nodes never wake this loop: look every so often.
+            let blocked = next <= self.clock.now_ms();
+            let poll = blocked || self.store.multi_node();
             tokio::select! {
-                _ = sleep_until(self.clock.as_ref(), next) => {}
+                _ = sleep_until(self.clock.as_ref(), next), if !blocked => {}
+                _ = tokio::time::sleep(POLL), if poll => {}
                 _ = self.changed.notified() => {}
                 _ = shutdown.changed() => {}
             }

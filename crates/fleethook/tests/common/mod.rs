@@ -1,5 +1,5 @@
 //! Shared test harness: a fleethook server in-process on 127.0.0.1:0 with a manual clock and a
-//! real SQLite file, a real HTTP receiver that records what it gets, a small API client, and
+//! real SQLite file or a fresh Postgres database, a real HTTP receiver that records what it gets, a small API client, and
 //! signature checks written independently of fleethook's own signing code.
 #![allow(dead_code)]
 
@@ -18,6 +18,7 @@ use axum::Router;
 use base64::Engine;
 use fleethook::clock::{Clock, ManualClock, SharedClock};
 use fleethook::server::{ensure_default_app, open_store, RunningServer, ServerOptions};
+use fleethook::store::postgres::scratch::ScratchDatabase;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -29,14 +30,79 @@ pub const T0: i64 = 1_726_847_100_000;
 /// How long a test waits for something that should happen at once before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// Which store a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    /// A fresh database on the test server (`FLEETHOOK_TEST_POSTGRES_URL`), dropped after.
+    Postgres,
+}
+
+/// Runs each named `async fn(Backend)` as two tests, `sqlite::NAME` and `postgres::NAME`, so
+/// one body proves a behaviour on both stores.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// A fresh database of `backend`: its URL, and what keeps it alive.
+pub struct TestDatabase {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    /// The Postgres database, dropped with this value.
+    pub scratch: Option<ScratchDatabase>,
+}
+
+impl TestDatabase {
+    /// A new SQLite file, or a new Postgres database; a Postgres server that does not answer
+    /// fails the test with what to do about it.
+    pub async fn create(backend: Backend) -> TestDatabase {
+        let dir = tempfile::tempdir().unwrap();
+        match backend {
+            Backend::Sqlite => TestDatabase {
+                url: format!("sqlite://{}", dir.path().join("fleethook.db").display()),
+                dir,
+                scratch: None,
+            },
+            Backend::Postgres => {
+                let scratch = ScratchDatabase::create()
+                    .await
+                    .unwrap_or_else(|err| panic!("{err:#}"));
+                TestDatabase {
+                    url: scratch.url().to_string(),
+                    dir,
+                    scratch: Some(scratch),
+                }
+            }
+        }
+    }
+}
+
 /// A server under test.
 pub struct TestServer {
     pub server: RunningServer,
     pub clock: Arc<ManualClock>,
     pub token: String,
     pub http: reqwest::Client,
-    pub dir: tempfile::TempDir,
-    pub db_path: PathBuf,
+    /// Declared last: the database outlives the server.
+    pub database: TestDatabase,
 }
 
 impl TestServer {
@@ -54,6 +120,16 @@ impl TestServer {
         Self::start_full(allow_private, false).await
     }
 
+    /// [`TestServer::start`] on the given store.
+    pub async fn start_on(backend: Backend) -> TestServer {
+        Self::start_full_on(backend, true, false).await
+    }
+
+    /// [`TestServer::start_live`] on the given store.
+    pub async fn start_live_on(backend: Backend) -> TestServer {
+        Self::start_full_on(backend, true, true).await
+    }
+
     /// Fires the triggers due at the manual clock's time, sends everything due, and waits
     /// until it is recorded; returns the attempts made.
     pub async fn run_due(&self) -> usize {
@@ -68,11 +144,16 @@ impl TestServer {
     }
 
     async fn start_full(allow_private: bool, background_dispatcher: bool) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let db_path = dir.path().join("fleethook.db");
-        let store = open_store(&format!("sqlite://{}", db_path.display()))
-            .await
-            .unwrap();
+        Self::start_full_on(Backend::Sqlite, allow_private, background_dispatcher).await
+    }
+
+    async fn start_full_on(
+        backend: Backend,
+        allow_private: bool,
+        background_dispatcher: bool,
+    ) -> TestServer {
+        let database = TestDatabase::create(backend).await;
+        let store = open_store(&database.url).await.unwrap();
         let clock = ManualClock::new(T0);
         let shared: SharedClock = clock.clone();
         let (app, _) = ensure_default_app(&store, None, clock.now_ms())
@@ -95,8 +176,7 @@ impl TestServer {
             clock,
             token: app.management_token,
             http: reqwest::Client::new(),
-            dir,
-            db_path,
+            database,
         }
     }
 
@@ -105,20 +185,17 @@ impl TestServer {
     }
 
     /// Stops the server (as a process that goes down would) and starts a new one on the same
-    /// database file and clock.
+    /// database and clock.
     pub async fn restart(self) -> TestServer {
         let TestServer {
             server,
             clock,
             token,
             http,
-            dir,
-            db_path,
+            database,
         } = self;
         server.stop().await;
-        let store = open_store(&format!("sqlite://{}", db_path.display()))
-            .await
-            .unwrap();
+        let store = open_store(&database.url).await.unwrap();
         let shared: SharedClock = clock.clone();
         let server = RunningServer::start(
             store,
@@ -137,8 +214,7 @@ impl TestServer {
             clock,
             token,
             http,
-            dir,
-            db_path,
+            database,
         }
     }
 
