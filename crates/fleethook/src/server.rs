@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::model::App;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::SharedStore;
+use crate::store::{SharedStore, StoreError};
 use crate::triggers::Triggers;
 
 /// What every request handler can reach.
@@ -115,8 +115,20 @@ pub async fn ensure_default_app(
             .unwrap_or_else(|| crate::ids::new_token("amt_")),
         created_at: now,
     };
-    store.create_app(&app).await?;
-    Ok((app, true))
+    match store.create_app(&app).await {
+        Ok(()) => Ok((app, true)),
+        // Another node sharing the database, started at the same moment with the same
+        // configured token, made it first.
+        Err(StoreError::Conflict(_)) if configured_token.is_some() => {
+            let made = store
+                .app_by_token(&app.management_token)
+                .await?
+                .filter(|made| made.name == DEFAULT_APP_NAME)
+                .context("the default application's token is taken by another application")?;
+            Ok((made, false))
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// How to start a server.

@@ -5,52 +5,25 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use common::*;
 use serde_json::json;
 
 const AMT: &str = "amt_crash_test";
 
-/// Starts `fleethook serve` and returns once it says it listens.
+/// Starts `fleethook serve` on the SQLite file and returns once it says it listens.
 fn start_server(db: &Path, port: u16) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fleethook"))
-        .arg("serve")
-        .env(
+    spawn_serve(&[
+        (
             "FLEETHOOK_DATABASE_URL",
             format!("sqlite://{}", db.display()),
-        )
-        .env("FLEETHOOK_LISTEN", format!("127.0.0.1:{port}"))
-        .env("FLEETHOOK_MANAGEMENT_TOKEN", AMT)
-        .env("FLEETHOOK_ALLOW_PRIVATE_CALLBACKS", "true")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start fleethook");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("fleethook exited before listening")
-            .unwrap();
-        if line.contains("listening on") {
-            break;
-        }
-    }
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    child
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        ),
+        ("FLEETHOOK_LISTEN", format!("127.0.0.1:{port}")),
+        ("FLEETHOOK_MANAGEMENT_TOKEN", AMT.to_string()),
+        ("FLEETHOOK_ALLOW_PRIVATE_CALLBACKS", "true".to_string()),
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -338,6 +338,8 @@ pub struct Received {
     pub path: String,
     pub headers: HashMap<String, String>,
     pub body: String,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -438,6 +440,7 @@ async fn receive(
         path: path.clone(),
         headers: headers_map,
         body: text.clone(),
+        at: std::time::Instant::now(),
     });
     let forced = state.overrides.lock().unwrap().get(&path).copied();
     if let Some(status) = forced.filter(|s| *s != HANG) {
@@ -504,6 +507,43 @@ pub fn standard_signature_ok(received: &Received, secret: &str) -> bool {
 /// Checks `SC-Signature` with the AMT, independently of fleethook.
 pub fn sc_signature_ok(received: &Received, amt: &str) -> bool {
     received.header("sc-signature") == hmac_hex(amt, received.body.as_bytes())
+}
+
+/// Starts the real `fleethook serve` binary with `env` and returns once it says it listens.
+/// Its stdout is drained by a thread so it never blocks on a full pipe.
+pub fn spawn_serve(env: &[(&str, String)]) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fleethook"));
+    command
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("start fleethook");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("fleethook exited before listening")
+            .unwrap();
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The SDK version the compatibility promise is tested against.
