@@ -217,7 +217,7 @@ async fn three_nodes_share_the_work_and_survive_a_sigkill_mid_burst() {
     }
 
     // The burst: four clients, each going round the nodes, post test payloads and state
-    // changes. Every 202 is a promise; a node that is gone just answers nothing.
+    // changes (every value distinct, so every accepted ingest is a change). Every 202 is a promise; a node that is gone just answers nothing.
     let posters: Vec<_> = (0..4)
         .map(|client| {
             let (http, bases, vehicles) = (http.clone(), bases.clone(), vehicles.clone());
@@ -231,7 +231,7 @@ async fn three_nodes_share_the_work_and_survive_a_sigkill_mid_burst() {
                     } else {
                         let vehicle = &vehicles[(client * 31 + i) % vehicles.len()];
                         http.post(format!("{base}/api/v1/vehicles/{vehicle}/signals"))
-                            .json(&soc(((client * 1000 + i) % 97) as f64))
+                            .json(&soc((client * 120 + i) as f64 / 10.0))
                     };
                     if let Ok(r) = request.bearer_auth(AMT).send().await {
                         if r.status().as_u16() == 202 {
