@@ -162,9 +162,9 @@ export async function render(main, id) {
     fill(actions,
       button('Verify', verify),
       button('Send test', sendTest, 'secondary'),
-      webhook.status === 'enabled'
-        ? button('Disable', () => setEnabled(false), 'secondary')
-        : button('Enable', () => setEnabled(true), 'secondary'),
+      // An unverified webhook is enabled by passing verification, not by hand.
+      webhook.status === 'enabled' ? button('Disable', () => setEnabled(false), 'secondary') : null,
+      webhook.status === 'disabled' ? button('Enable', () => setEnabled(true), 'secondary') : null,
       button('Rotate secret', rotate, 'secondary'),
       button('Delete', async () => confirmDelete(), 'danger'));
   }
