@@ -135,6 +135,15 @@ async fn a_new_user_creates_verifies_tests_and_retries_a_webhook_of_each_kind() 
         browser.click_button("Retry now").await;
         browser.wait_xpath("//tr[@data-attempt='2']").await;
         browser.wait_text("#notice", "attempt 2 succeeded").await;
+        browser
+            .wait_xpath("//tr[@data-attempt='1']//summary[normalize-space()='Request headers']")
+            .await
+            .click()
+            .await
+            .expect("open the request headers");
+        browser
+            .wait_text("tr[data-attempt='1'] pre", "SC-Signature: ")
+            .await;
         browser.screenshot(&format!("delivery-{kind}")).await;
 
         // Back on the webhook, the chart has counted the retry.

@@ -39,7 +39,8 @@ export async function render(main, id) {
       ['Purpose', d.purpose],
       ['Sent to', h('span', { class: 'code' }, d.targetUri)],
       ['Event id (webhook-id)', h('code', {}, d.eventId)],
-      ['Vehicles', d.vehicleIds.length ? d.vehicleIds.map((v, i) => [i ? ', ' : '', h('a', { href: `#/vehicles/${encodeURIComponent(v)}` }, v)]) : null],
+      // A test payload speaks of a made-up sample vehicle: nothing to link to.
+      ['Vehicles', d.vehicleIds.length ? d.vehicleIds.map((v, i) => [i ? ', ' : '', d.purpose === 'test' ? h('code', {}, v) : h('a', { href: `#/vehicles/${encodeURIComponent(v)}` }, v)]) : null],
       ['Created', time(d.createdAt)],
       ['Next attempt', d.status === 'pending' ? time(d.nextAttemptAt) : null],
       ['Last error', d.lastError],

@@ -176,7 +176,7 @@ export async function render(main) {
       fill(status, h('div', { class: 'alert', role: 'alert', tabindex: '-1' }, h('strong', {}, 'The webhook was not created: '), message));
       if (control) {
         control.setAttribute('aria-invalid', 'true');
-        const note = h('span', { class: 'hint field-error', role: 'note' }, message);
+        const note = h('span', { class: 'field-error' }, message);
         (control.closest('.field') || control).append(note);
         (control.matches('input, select') ? control : control.querySelector('input, select, button') || status.firstChild).focus();
       } else {
