@@ -48,6 +48,21 @@ async fn fill_kind_fields(browser: &Browser, kind: &str) {
     }
 }
 
+/// Clicks Verify and reads the result, which shows what Smartcar's dashboard shows.
+async fn verify(browser: &Browser, outcome: &str) -> String {
+    browser.click_button("Verify").await;
+    let result = browser
+        .wait_text(".verify-result", outcome)
+        .await
+        .text()
+        .await
+        .expect("verify result");
+    for part in ["Challenge sent", "Hash expected", "Body received"] {
+        assert!(result.contains(part), "{part}: {result}");
+    }
+    result
+}
+
 const OUTCOMES: &str = "figure.chart-outcomes";
 
 #[tokio::test]
@@ -90,16 +105,7 @@ async fn a_new_user_creates_verifies_tests_and_retries_a_webhook_of_each_kind() 
         // The new webhook's page: unverified until the challenge is answered.
         browser.heading(&name).await;
         browser.wait_text(".badge", "unverified").await;
-        browser.click_button("Verify").await;
-        let result = browser
-            .wait_text(".verify-result", "Verified")
-            .await
-            .text()
-            .await
-            .expect("verify result");
-        assert!(result.contains("Challenge sent"), "{result}");
-        assert!(result.contains("Hash expected"), "{result}");
-        assert!(result.contains("Body received"), "{result}");
+        verify(&browser, "Verified").await;
         browser.wait_text(".badge", "enabled").await;
 
         // A test payload arrives and shows in the log as succeeded, with the chart counting
@@ -245,15 +251,7 @@ async fn a_wrong_token_a_failing_verification_and_an_invalid_form_show_clear_mes
         .await;
     browser.click_button("Create webhook").await;
     browser.heading("bad one").await;
-    browser.click_button("Verify").await;
-    let failed = browser
-        .wait_text(".verify-result", "Verification failed")
-        .await
-        .text()
-        .await
-        .expect("verify result");
-    assert!(failed.contains("Challenge sent"), "{failed}");
-    assert!(failed.contains("Hash expected"), "{failed}");
+    let failed = verify(&browser, "Verification failed").await;
     assert!(
         failed.contains(&"0".repeat(64)),
         "the body received: {failed}"
@@ -307,13 +305,7 @@ async fn subscriptions_and_the_vehicle_page_work_at_a_phone_width() {
             "//section[contains(@class,'delivery-log')]//tr[td[normalize-space()='VEHICLE_STATE']]//span[normalize-space()='succeeded']",
         )
         .await;
-    let overflow = browser
-        .eval("return document.documentElement.scrollWidth - window.innerWidth")
-        .await;
-    assert!(
-        overflow.as_i64().unwrap_or(1) <= 0,
-        "the webhook page is wider than the phone: {overflow}"
-    );
+    browser.assert_fits_width("the webhook page").await;
     browser.screenshot("webhook-narrow").await;
 
     // The vehicle's page: its signals and the delivery that spoke of it.
@@ -326,13 +318,7 @@ async fn subscriptions_and_the_vehicle_page_work_at_a_phone_width() {
     browser
         .wait_xpath("//section//tr[td[normalize-space()='VEHICLE_STATE']]")
         .await;
-    let overflow = browser
-        .eval("return document.documentElement.scrollWidth - window.innerWidth")
-        .await;
-    assert!(
-        overflow.as_i64().unwrap_or(1) <= 0,
-        "the vehicle page is wider than the phone: {overflow}"
-    );
+    browser.assert_fits_width("the vehicle page").await;
     browser.screenshot("vehicle-narrow").await;
 
     // Unsubscribe from the vehicle's page.

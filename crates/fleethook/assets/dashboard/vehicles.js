@@ -30,9 +30,15 @@ export async function renderList(main) {
   fill(main, h('h1', {}, 'Vehicles'), body, pager);
 }
 
+/** A signal body for people: `78 percent`, `latitude 37.77, longitude -122.42`. */
 function signalValue(body) {
   if (body && typeof body === 'object' && 'value' in body) {
     return body.unit ? `${body.value} ${body.unit}` : String(body.value);
+  }
+  if (body && typeof body === 'object' && !Array.isArray(body)) {
+    return Object.entries(body)
+      .map(([k, v]) => `${k} ${v !== null && typeof v === 'object' ? JSON.stringify(v) : v}`)
+      .join(', ');
   }
   return JSON.stringify(body);
 }
@@ -56,7 +62,7 @@ export async function renderOne(main, id) {
       return h('tr', {},
         h('td', {}, def.group),
         h('td', {}, def.name, h('div', { class: 'hint code' }, sig.code)),
-        h('td', { class: 'code' }, signalValue(sig.body)),
+        h('td', {}, signalValue(sig.body)),
         h('td', {}, sig.retrievedAt ? time(new Date(sig.retrievedAt).toISOString()) : '—'));
     });
     fill(signalsSection, h('h2', { id: 'signals-heading' }, `Current signals (${v.signals.length})`),

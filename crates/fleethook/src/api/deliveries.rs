@@ -7,7 +7,8 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{paging, AppAuth};
+use super::extract::{number_param, paging, AppAuth};
+use super::lookup;
 use super::views;
 use crate::model::{App, Attempt, Delivery, DeliveryPurpose, DeliveryStatus, WebhookStatus};
 use crate::server::SharedState;
@@ -108,23 +109,8 @@ pub async fn list_for_vehicle(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    let limit = match query.get("limit") {
-        None => VEHICLE_LOG_DEFAULT,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=VEHICLE_LOG_MAX).contains(n))
-            .ok_or_else(|| {
-                ApiError::validation(format!(
-                    "limit must be a whole number from 1 to {VEHICLE_LOG_MAX}"
-                ))
-            })?,
-    };
-    let vehicle = state
-        .store
-        .vehicle(&app.id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("vehicle"))?;
+    let limit = number_param(&query, "limit", VEHICLE_LOG_DEFAULT, 1, VEHICLE_LOG_MAX)?;
+    let vehicle = lookup::vehicle(&state, &app, &id).await?;
     let deliveries = state
         .store
         .vehicle_deliveries(&app.id, &vehicle.id, limit)

@@ -14,6 +14,7 @@ pub mod dashboard;
 pub mod deliveries;
 pub mod error;
 pub mod extract;
+pub mod lookup;
 pub mod openapi;
 pub mod ops;
 pub mod routes;

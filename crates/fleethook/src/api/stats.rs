@@ -11,7 +11,8 @@ use fleethook_wire::time::iso_millis;
 use serde_json::{json, Map, Value};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::AppAuth;
+use super::extract::{number_param, AppAuth};
+use super::lookup;
 use crate::server::SharedState;
 use crate::stats::{self, Outcomes, Percentiles};
 
@@ -21,22 +22,6 @@ const DEFAULT_MINUTES: i64 = 60;
 const MAX_MINUTES: i64 = 360;
 /// The query parameters this endpoint reads; anything else is refused by name.
 const PARAMETERS: &[&str] = &["webhookId", "minutes"];
-
-fn minutes(query: &HashMap<String, String>) -> ApiResult<i64> {
-    match query.get("minutes") {
-        None => Ok(DEFAULT_MINUTES),
-        Some(raw) => raw
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_MINUTES).contains(n))
-            .ok_or_else(|| {
-                ApiError::validation(format!(
-                    "minutes must be a whole number from 1 to {MAX_MINUTES}"
-                ))
-            }),
-    }
-}
 
 /// Milliseconds to one decimal: finer is noise on a chart.
 fn ms(value: Option<f64>) -> Value {
@@ -66,18 +51,11 @@ pub async fn get(
             "{unknown} is not a parameter of this endpoint (webhookId, minutes)"
         )));
     }
-    let minutes = minutes(&query)?;
+    let minutes = number_param(&query, "minutes", DEFAULT_MINUTES, 1, MAX_MINUTES)?;
     let webhook_id = match query.get("webhookId").map(|s| s.trim()) {
         None => None,
         Some("") => return Err(ApiError::validation("webhookId must not be empty")),
-        Some(id) => Some(
-            state
-                .store
-                .webhook(&app.id, id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("webhook"))?
-                .id,
-        ),
+        Some(id) => Some(lookup::webhook(&state, &app, id).await?.id),
     };
     let now = state.clock.now_ms();
     let (from, to) = stats::window(now, minutes);

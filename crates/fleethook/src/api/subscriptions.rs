@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{AppAuth, JsonBody};
+use super::lookup;
 use super::views;
 use crate::model::{Vehicle, Webhook};
 use crate::server::SharedState;
@@ -44,20 +45,12 @@ pub async fn create(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<SubscribeBody>,
 ) -> ApiResult<Json<Value>> {
-    let webhook = state
-        .store
-        .webhook(&app.id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook"))?;
+    let webhook = lookup::webhook(&state, &app, &id).await?;
     let vehicle_id = body.vehicle_id.trim();
     if vehicle_id.is_empty() {
         return Err(ApiError::validation("vehicleId must not be empty"));
     }
-    let vehicle = state
-        .store
-        .vehicle(&app.id, vehicle_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("vehicle"))?;
+    let vehicle = lookup::vehicle(&state, &app, vehicle_id).await?;
     let new = subscribe_vehicle(&state, &webhook, &vehicle).await?;
     Ok(Json(json!({
         "webhookId": webhook.id,
@@ -72,11 +65,7 @@ pub async fn for_vehicle(
     AppAuth(app): AppAuth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let vehicle = state
-        .store
-        .vehicle(&app.id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("vehicle"))?;
+    let vehicle = lookup::vehicle(&state, &app, &id).await?;
     let webhooks = state.store.subscribed_webhooks(&vehicle.id).await?;
     let items: Vec<Value> = webhooks
         .iter()

@@ -9,7 +9,6 @@
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
@@ -25,13 +24,13 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// One browser at a time: the machine has two cores, and a Chromium per test in parallel
 /// would make every page slow for all of them.
-static ONE_BROWSER: Mutex<()> = Mutex::new(());
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A browser session and the chromedriver behind it; both end when it is dropped.
 pub struct Browser {
     pub client: Client,
     driver: Child,
-    _turn: MutexGuard<'static, ()>,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl Drop for Browser {
@@ -84,7 +83,7 @@ impl Browser {
                  (apt-get install chromium chromium-driver)"
             );
         }
-        let turn = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+        let turn = ONE_BROWSER.lock().await;
         let port = free_port();
         let log = screenshot_dir().join("chromedriver.log");
         std::fs::create_dir_all(screenshot_dir()).expect("screenshot directory");
@@ -296,6 +295,17 @@ impl Browser {
         if !input.is_selected().await.unwrap_or(false) {
             input.click().await.expect("tick");
         }
+    }
+
+    /// The page is no wider than the window: nothing to scroll sideways but inside tables.
+    pub async fn assert_fits_width(&self, what: &str) {
+        let overflow = self
+            .eval("return document.documentElement.scrollWidth - window.innerWidth")
+            .await;
+        assert!(
+            overflow.as_i64().is_some_and(|px| px <= 0),
+            "{what} is wider than the window by {overflow} px"
+        );
     }
 
     /// Runs a script in the page and returns its result.
