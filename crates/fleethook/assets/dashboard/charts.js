@@ -46,7 +46,7 @@ function frame(title, desc, yMax, yLabel, series) {
 /** Stacked bars per minute, one layer per key (`{key, label}`), bottom first. */
 export function stackedBars(series, keys, title, desc) {
   const yMax = niceMax(Math.max(0, ...series.map((m) => keys.reduce((n, k) => n + (m[k.key] || 0), 0))));
-  const svg = frame(title, desc, yMax, (v) => String(Math.round(v)), series);
+  const svg = frame(title, desc, yMax, (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)), series);
   const slot = PLOT_W / Math.max(series.length, 1);
   const width = Math.max(1, slot * 0.8);
   series.forEach((m, i) => {
