@@ -1805,6 +1805,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn attempt_stats_read_only_the_window_through_its_index() {
+        let dir = tempfile::TempDir::new().expect("temporary directory");
+        let store = SqliteStore::open(&dir.path().join("plan.db"))
+            .await
+            .expect("open");
+        let rows = sqlx::query(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
+             WHERE a.started_at >= 0 AND a.started_at < 60000 AND d.app_id = 'x'",
+        )
+        .fetch_all(&store.readers)
+        .await
+        .expect("explain");
+        let detail: Vec<String> = rows.iter().map(|r| r.get::<String, _>("detail")).collect();
+        assert!(
+            detail.iter().any(|d| d.contains("attempts_by_time")),
+            "the stats scan should use attempts_by_time: {detail:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn outbox_queries_use_the_partial_index() {
         let dir = tempfile::TempDir::new().expect("temporary directory");
         let store = SqliteStore::open(&dir.path().join("plan.db"))
