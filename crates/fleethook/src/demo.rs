@@ -168,6 +168,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         vehicles.len(),
         args.time_scale
     );
+    println!("  dashboard:         {base}/   (sign in with the management token below)");
     println!("  API:               {base}   (every endpoint: {base}/openapi.json)");
     println!("  management token:  {}", app.management_token);
     println!("  receiver:          {receiver_url} (checks SC-Signature and webhook-signature on every delivery)");

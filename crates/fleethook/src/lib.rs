@@ -20,5 +20,6 @@ pub mod render;
 pub mod server;
 pub mod simulation;
 pub mod sources;
+pub mod stats;
 pub mod store;
 pub mod triggers;

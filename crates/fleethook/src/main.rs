@@ -105,6 +105,10 @@ async fn serve(args: ConfigArgs) -> anyhow::Result<()> {
         Simulation::start(server.state.clone(), &app, config.simulated_vehicles).await?;
     tokio::spawn(simulation.run(server.shutdown_receiver()));
     println!("fleethook listening on {}", server.url());
+    println!(
+        "dashboard: {}/ (sign in with the management token)",
+        server.url()
+    );
     tokio::signal::ctrl_c().await?;
     eprintln!("fleethook: stopping");
     server.stop().await;

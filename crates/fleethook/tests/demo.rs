@@ -62,4 +62,8 @@ fn the_demo_shows_every_kind_of_delivery_within_a_minute() {
         transcript.iter().any(|l| l.contains("http://127.0.0.1:")),
         "the demo prints its address"
     );
+    assert!(
+        transcript.iter().any(|l| l.contains("dashboard:")),
+        "the demo prints the dashboard's address"
+    );
 }

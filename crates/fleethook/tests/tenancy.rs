@@ -111,6 +111,20 @@ fn object_endpoints(f: &Fixture) -> Vec<(&'static str, String, Option<Value>, &'
             "amt",
         ),
         ("GET", format!("/api/v1/deliveries/{d}"), None, "amt"),
+        ("GET", format!("/api/v1/stats?webhookId={w}"), None, "amt"),
+        (
+            "POST",
+            format!("/api/v1/webhooks/{w}/subscriptions"),
+            Some(json!({ "vehicleId": v })),
+            "amt",
+        ),
+        ("GET", format!("/api/v1/vehicles/{v}/webhooks"), None, "amt"),
+        (
+            "GET",
+            format!("/api/v1/vehicles/{v}/deliveries"),
+            None,
+            "amt",
+        ),
         ("POST", format!("/api/v1/deliveries/{d}/retry"), None, "amt"),
         (
             "DELETE",

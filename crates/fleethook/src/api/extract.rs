@@ -69,22 +69,32 @@ fn strip_position(reason: &str) -> String {
     }
 }
 
+/// A whole-number query parameter from `min` to `max`, `default` when absent; a 400 naming
+/// the parameter otherwise.
+pub fn number_param(
+    query: &std::collections::HashMap<String, String>,
+    key: &str,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, ApiError> {
+    match query.get(key) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::validation(format!("{key} must be a whole number from {min} to {max}"))
+            }),
+    }
+}
+
 /// Reads `limit` and `offset` from a query string: limit 1 to 1000 (default 50), offset ≥ 0.
 pub fn paging(query: &std::collections::HashMap<String, String>) -> Result<Page, ApiError> {
-    let number = |key: &str, default: i64, min: i64, max: i64| -> Result<i64, ApiError> {
-        match query.get(key) {
-            None => Ok(default),
-            Some(raw) => raw
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| {
-                    ApiError::validation(format!(
-                        "{key} must be a whole number from {min} to {max}"
-                    ))
-                }),
-        }
-    };
+    let number =
+        |key: &str, default: i64, min: i64, max: i64| number_param(query, key, default, min, max);
     Ok(Page {
         limit: number("limit", 50, 1, 1000)?,
         offset: number("offset", 0, 0, i64::MAX)?,

@@ -1,6 +1,6 @@
 //! The HTTP API: management (Bearer AMT), Smartcar-compatible vehicle API (Bearer vehicle
-//! token), health, metrics and the OpenAPI document. Handlers are thin: they check input,
-//! call the store or the dispatcher, and render with `views`.
+//! token), health, metrics, the OpenAPI document and the dashboard's pages. Handlers are thin:
+//! they check input, call the store or the dispatcher, and render with `views`.
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, Uri};
@@ -9,13 +9,18 @@ use axum::Router;
 
 use crate::server::SharedState;
 
+pub mod catalog;
+pub mod dashboard;
 pub mod deliveries;
 pub mod error;
 pub mod extract;
+pub mod lookup;
 pub mod openapi;
 pub mod ops;
 pub mod routes;
 pub mod smartcar;
+pub mod stats;
+pub mod subscriptions;
 pub mod vehicles;
 pub mod views;
 pub mod webhooks;

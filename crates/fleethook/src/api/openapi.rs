@@ -66,6 +66,10 @@ fn schemas() -> Value {
             }
         },
         "UpdateWebhook": {"$ref": "#/components/schemas/CreateWebhook", "description": "any subset of the create fields; type cannot change"},
+        "Subscribe": {
+            "type": "object", "additionalProperties": false, "required": ["vehicleId"],
+            "properties": {"vehicleId": {"type": "string"}}
+        },
         "Batch": {
             "type": "object", "required": ["requests"],
             "properties": {"requests": {"type": "array", "items": {"type": "object", "required": ["path"], "properties": {"path": {"type": "string"}}}}}

@@ -4,7 +4,9 @@
 
 use axum::routing::{delete, get, patch, post, MethodRouter};
 
-use super::{deliveries, ops, smartcar, vehicles, webhooks};
+use super::{
+    catalog, dashboard, deliveries, ops, smartcar, stats, subscriptions, vehicles, webhooks,
+};
 use crate::server::SharedState;
 
 /// Which token a route wants.
@@ -83,4 +85,12 @@ pub static ROUTES: &[Route] = &[
     route!("get", "/v2.0/vehicles/{id}/{*endpoint}", Some("/v2.0/vehicles/{id}/{endpoint}"), "vehicle API", "An endpoint: battery, charge, location, odometer, fuel, engine/oil, tires/pressure, vin (units from sc-unit-system)", VehicleToken, None, 200, get(smartcar::endpoint)),
     route!("get", "/v3/vehicles/{id}/signals", Some("/v3/vehicles/{id}/signals"), "vehicle API", "Every signal of the vehicle", VehicleToken, None, 200, get(smartcar::signals)),
     route!("get", "/v3/vehicles/{id}/signals/{code}", Some("/v3/vehicles/{id}/signals/{code}"), "vehicle API", "One signal resource", VehicleToken, None, 200, get(smartcar::signal)),
+    // The dashboard and the management endpoints it needs beyond the ones above.
+    route!("get", "/", Some("/"), "dashboard", "The dashboard (HTML; sign in with the management token)", None, None, 200, get(dashboard::index)),
+    route!("get", "/dashboard/{*asset}", None, "dashboard", "The dashboard's scripts, styles and icon", None, None, 200, get(dashboard::asset)),
+    route!("get", "/api/v1/stats", Some("/api/v1/stats"), "deliveries", "Attempts per minute by outcome and latency percentiles (webhookId, minutes 1-360, default 60)", ManagementToken, None, 200, get(stats::get)),
+    route!("get", "/api/v1/catalog", Some("/api/v1/catalog"), "webhooks", "What webhook forms offer: signals by group, v2.0 endpoints, events, cadences, units", None, None, 200, get(catalog::get)),
+    route!("post", "/api/v1/webhooks/{id}/subscriptions", Some("/api/v1/webhooks/{id}/subscriptions"), "webhooks", "Subscribe a vehicle of the application ({vehicleId})", ManagementToken, Some("Subscribe"), 200, post(subscriptions::create)),
+    route!("get", "/api/v1/vehicles/{id}/webhooks", Some("/api/v1/vehicles/{id}/webhooks"), "vehicles", "The webhooks the vehicle is subscribed to", ManagementToken, None, 200, get(subscriptions::for_vehicle)),
+    route!("get", "/api/v1/vehicles/{id}/deliveries", Some("/api/v1/vehicles/{id}/deliveries"), "deliveries", "The vehicle's latest deliveries over every webhook, newest first (limit)", ManagementToken, None, 200, get(deliveries::list_for_vehicle)),
 ];

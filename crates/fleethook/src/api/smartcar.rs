@@ -199,13 +199,7 @@ pub async fn subscribe(
         .webhook(&vehicle.app_id, &webhook_id)
         .await?
         .ok_or_else(|| ApiError::not_found("webhook"))?;
-    let now = state.clock.now_ms();
-    let new = state.store.subscribe(&webhook.id, &vehicle.id, now).await?;
-    if crate::triggers::on_subscribe(state.store.as_ref(), &webhook, &vehicle, new, now).await? > 0
-    {
-        state.dispatcher.wake();
-    }
-    state.triggers.wake();
+    super::subscriptions::subscribe_vehicle(&state, &webhook, &vehicle).await?;
     let body = json!({"webhookId": webhook.id, "vehicleId": vehicle.id});
     Ok(with_headers(
         StatusCode::OK,

@@ -284,9 +284,17 @@ pub async fn verify(
             state.store.update_webhook(&webhook).await?;
             became_enabled(&state, &webhook).await?;
         }
+        // What was sent and answered, as on failure: the dashboard shows both the same way.
         return Ok((
             StatusCode::OK,
-            Json(json!({"verified": true, "deliveryId": delivery.id})),
+            Json(json!({
+                "verified": true,
+                "deliveryId": delivery.id,
+                "challenge": challenge,
+                "expected": expected,
+                "received": report.response_body,
+                "statusCode": report.attempt.status_code,
+            })),
         ));
     }
     Ok((

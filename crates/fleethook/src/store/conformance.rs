@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use super::{DeliveryFilter, IngestApplied, SharedStore, SignalChange, StoreError};
 use crate::clock::Millis;
 use crate::model::*;
+use crate::stats::{latency_bucket, AttemptCount, AttemptOutcome, MINUTE_MS};
 
 /// Calls `$callback!(case, case, …)` with the name of every conformance case, so that a store's
 /// tests can make one test per case and no case is forgotten.
@@ -55,6 +56,8 @@ macro_rules! conformance_cases {
             next_due_at_and_outbox_depth_follow_pending_deliveries,
             release_all_leases_frees_claimed_deliveries,
             delivery_log_is_app_scoped_newest_first_and_filtered,
+            attempt_stats_count_by_webhook_minute_outcome_and_latency,
+            vehicle_deliveries_span_webhooks_newest_first_within_the_app,
         );
     };
 }
@@ -2143,4 +2146,204 @@ pub async fn delivery_log_is_app_scoped_newest_first_and_filtered(store: SharedS
         vec![va.clone(), va],
         "vehicle ids are kept as given"
     );
+}
+
+// --- dashboard ------------------------------------------------------------------------------
+
+/// An attempt that started at `started_at` and took `duration_ms`.
+fn timed_attempt(
+    delivery_id: &str,
+    number: i64,
+    started_at: Millis,
+    duration_ms: i64,
+    error: Option<&str>,
+) -> Attempt {
+    Attempt {
+        started_at,
+        duration_ms,
+        ..attempt(
+            delivery_id,
+            number,
+            error.map_or(Some(200), |_| Some(500)),
+            error,
+        )
+    }
+}
+
+fn attempted(attempt: Attempt, outcome: Outcome) -> Completion {
+    Completion {
+        delivery_id: attempt.delivery_id.clone(),
+        at: attempt.started_at + attempt.duration_ms,
+        last_error: attempt.error.clone(),
+        attempt: Some(attempt),
+        outcome,
+        disable_webhook: None,
+    }
+}
+
+pub async fn attempt_stats_count_by_webhook_minute_outcome_and_latency(store: SharedStore) {
+    let app = new_app(&store, "stats").await;
+    let other = new_app(&store, "other stats").await;
+    let a = new_webhook(&store, &app).await;
+    let b = new_webhook(&store, &app).await;
+    let foreign = new_webhook(&store, &other).await;
+    // Minute boundaries far from other cases' times.
+    let m0: Millis = 1_000 * MINUTE_MS;
+    let m1 = m0 + MINUTE_MS;
+    let ok_a = delivery_for(&a, Some(m0), m0, &[]);
+    let retried_then_ok = delivery_for(&a, Some(m0), m0, &[]);
+    let failed_b = delivery_for(&b, Some(m0), m0, &[]);
+    let pending_b = delivery_for(&b, Some(m0), m0, &[]);
+    let theirs = delivery_for(&foreign, Some(m0), m0, &[]);
+    let before = delivery_for(&a, Some(m0), m0, &[]);
+    enqueue(
+        &store,
+        &[
+            ok_a.clone(),
+            retried_then_ok.clone(),
+            failed_b.clone(),
+            pending_b.clone(),
+            theirs.clone(),
+            before.clone(),
+        ],
+    )
+    .await;
+    complete(
+        &store,
+        &[
+            attempted(
+                timed_attempt(&ok_a.id, 1, m0 + 5, 4, None),
+                Outcome::Succeeded,
+            ),
+            attempted(
+                timed_attempt(&retried_then_ok.id, 1, m0 + 10, 900, Some("HTTP 500")),
+                Outcome::RetryAt(m1),
+            ),
+            attempted(
+                timed_attempt(&failed_b.id, 1, m0 + 20, 15_001, Some("timed out")),
+                Outcome::Failed,
+            ),
+            attempted(
+                timed_attempt(&pending_b.id, 1, m1 + 1, 2, Some("HTTP 503")),
+                Outcome::RetryAt(m1 + 10 * MINUTE_MS),
+            ),
+            attempted(
+                timed_attempt(&theirs.id, 1, m0 + 30, 4, None),
+                Outcome::Succeeded,
+            ),
+            // Before the window: not counted.
+            attempted(
+                timed_attempt(&before.id, 1, m0 - 1, 4, None),
+                Outcome::Succeeded,
+            ),
+        ],
+    )
+    .await;
+    complete(
+        &store,
+        &[attempted(
+            timed_attempt(&retried_then_ok.id, 2, m1 + 2, 4, None),
+            Outcome::Succeeded,
+        )],
+    )
+    .await;
+
+    let sorted = |mut rows: Vec<AttemptCount>| {
+        rows.sort_by(|x, y| {
+            (&x.webhook_id, x.minute, x.outcome, x.latency_bucket).cmp(&(
+                &y.webhook_id,
+                y.minute,
+                y.outcome,
+                y.latency_bucket,
+            ))
+        });
+        rows
+    };
+    let row = |webhook: &Webhook, minute, outcome, ms, count| AttemptCount {
+        webhook_id: webhook.id.clone(),
+        minute,
+        outcome,
+        latency_bucket: latency_bucket(ms),
+        count,
+    };
+    let all = store
+        .attempt_stats(&app.id, None, m0, m1 + MINUTE_MS)
+        .await
+        .expect("attempt_stats");
+    let mut expected = vec![
+        row(&a, m0, AttemptOutcome::Succeeded, 4, 1),
+        row(&a, m0, AttemptOutcome::Retried, 900, 1),
+        row(&a, m1, AttemptOutcome::Succeeded, 4, 1),
+        row(&b, m0, AttemptOutcome::Failed, 15_001, 1),
+        row(&b, m1, AttemptOutcome::Retried, 2, 1),
+    ];
+    expected = sorted(expected);
+    assert_eq!(
+        sorted(all),
+        expected,
+        "counted by webhook, minute, outcome and latency bucket; another app's and earlier attempts left out"
+    );
+
+    let only_a = store
+        .attempt_stats(&app.id, Some(&a.id), m0, m1 + MINUTE_MS)
+        .await
+        .expect("attempt_stats of one webhook");
+    assert!(
+        only_a.iter().all(|r| r.webhook_id == a.id) && only_a.len() == 3,
+        "one webhook's counts: {only_a:?}"
+    );
+    let first_minute = store
+        .attempt_stats(&app.id, None, m0, m1)
+        .await
+        .expect("attempt_stats of one minute");
+    assert_eq!(
+        first_minute.iter().map(|r| r.count).sum::<i64>(),
+        3,
+        "the window's end is exclusive"
+    );
+    let foreign_view = store
+        .attempt_stats(&other.id, Some(&a.id), m0, m1 + MINUTE_MS)
+        .await
+        .expect("attempt_stats of another app's webhook");
+    assert!(
+        foreign_view.is_empty(),
+        "another application's webhook shows nothing"
+    );
+}
+
+pub async fn vehicle_deliveries_span_webhooks_newest_first_within_the_app(store: SharedStore) {
+    let app = new_app(&store, "vehicle log").await;
+    let other = new_app(&store, "other vehicle log").await;
+    let a = new_webhook(&store, &app).await;
+    let b = new_webhook(&store, &app).await;
+    let foreign = new_webhook(&store, &other).await;
+    let car = fresh_id("veh");
+    let elsewhere = fresh_id("veh");
+    let d1 = delivery_for(&a, Some(1_000), 1_000, &[&car]);
+    let d2 = delivery_for(&b, Some(1_000), 3_000, &[&car, &elsewhere]);
+    let d3 = delivery_for(&a, Some(1_000), 2_000, &[&elsewhere]);
+    let d4 = delivery_for(&foreign, Some(1_000), 4_000, &[&car]);
+    enqueue(&store, &[d1.clone(), d2.clone(), d3, d4]).await;
+    let ids = |ds: Vec<Delivery>| ds.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store
+            .vehicle_deliveries(&app.id, &car, 50)
+            .await
+            .expect("vehicle_deliveries")),
+        vec![d2.id.clone(), d1.id],
+        "both webhooks, newest first, only this app"
+    );
+    assert_eq!(
+        ids(store
+            .vehicle_deliveries(&app.id, &car, 1)
+            .await
+            .expect("vehicle_deliveries")),
+        vec![d2.id],
+        "limited"
+    );
+    assert!(store
+        .vehicle_deliveries(&app.id, &fresh_id("veh"), 50)
+        .await
+        .expect("vehicle_deliveries")
+        .is_empty());
 }

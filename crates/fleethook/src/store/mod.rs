@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::clock::Millis;
 use crate::model::*;
+use crate::stats::AttemptCount;
 
 mod codec;
 mod diff;
@@ -314,6 +315,27 @@ pub trait Store: Send + Sync + 'static {
         let _ = (role, lease_ms);
         Ok(true)
     }
+
+    // --- dashboard ---
+    /// Attempts of the application's deliveries (of one webhook when `webhook_id` is given)
+    /// that started in `[from, to)` platform time, counted by webhook, minute, outcome and
+    /// latency bucket; classify with `crate::stats::{outcome_sql, latency_bucket_sql,
+    /// minute_sql}` so every store agrees. Rows with a zero count are left out.
+    async fn attempt_stats(
+        &self,
+        app_id: &str,
+        webhook_id: Option<&str>,
+        from: Millis,
+        to: Millis,
+    ) -> StoreResult<Vec<AttemptCount>>;
+    /// The application's deliveries that speak of a vehicle, over all its webhooks, newest
+    /// first, at most `limit`.
+    async fn vehicle_deliveries(
+        &self,
+        app_id: &str,
+        vehicle_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<Delivery>>;
 }
 
 /// Shared handle to the store.

@@ -32,6 +32,7 @@ use super::{
 };
 use crate::clock::{real_now_ms, Millis};
 use crate::model::*;
+use crate::stats::{self, AttemptCount, AttemptOutcome};
 
 /// How long a statement waits for a lock held by another connection before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -1459,6 +1460,70 @@ impl Store for SqliteStore {
         .await?;
         Ok(next)
     }
+
+    async fn attempt_stats(
+        &self,
+        app_id: &str,
+        webhook_id: Option<&str>,
+        from: Millis,
+        to: Millis,
+    ) -> StoreResult<Vec<AttemptCount>> {
+        // attempts_by_time bounds the scan to the window; the join scopes it to the app.
+        let sql = format!(
+            "SELECT d.webhook_id, {minute} AS minute, {outcome} AS outcome, \
+             {bucket} AS bucket, COUNT(*) AS n \
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
+             WHERE a.started_at >= ?1 AND a.started_at < ?2 AND d.app_id = ?3 \
+             AND (?4 IS NULL OR d.webhook_id = ?4) \
+             GROUP BY d.webhook_id, minute, outcome, bucket",
+            minute = stats::minute_sql("a.started_at"),
+            outcome = stats::outcome_sql("a", "d"),
+            bucket = stats::latency_bucket_sql("a.duration_ms"),
+        );
+        let rows = sqlx::query(&sql)
+            .bind(from)
+            .bind(to)
+            .bind(app_id)
+            .bind(webhook_id)
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let outcome: String = row.try_get("outcome")?;
+                let bucket: i64 = row.try_get("bucket")?;
+                Ok(AttemptCount {
+                    webhook_id: row.try_get("webhook_id")?,
+                    minute: row.try_get("minute")?,
+                    outcome: parse_enum(&outcome, AttemptOutcome::parse, "attempt outcome")?,
+                    latency_bucket: usize::try_from(bucket)
+                        .map_err(|_| StoreError::Corrupt(format!("latency bucket {bucket}")))?,
+                    count: row.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn vehicle_deliveries(
+        &self,
+        app_id: &str,
+        vehicle_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<Delivery>> {
+        // delivery_vehicles_by_vehicle finds the vehicle's deliveries without reading any
+        // webhook's whole log.
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLS} FROM deliveries d \
+             WHERE d.app_id = ?1 AND d.id IN \
+             (SELECT dv.delivery_id FROM delivery_vehicles dv WHERE dv.vehicle_id = ?2) \
+             ORDER BY d.created_at DESC, d.seq DESC LIMIT ?3"
+        ))
+        .bind(app_id)
+        .bind(vehicle_id)
+        .bind(limit)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(|row| delivery_at(row, 0)).collect()
+    }
 }
 
 #[cfg(test)]
@@ -1613,6 +1678,26 @@ mod tests {
         assert_eq!(path_from_url("sqlite::memory:"), None);
         assert_eq!(path_from_url("sqlite://"), None);
         assert_eq!(path_from_url("postgres://localhost/f"), None);
+    }
+
+    #[tokio::test]
+    async fn attempt_stats_read_only_the_window_through_its_index() {
+        let dir = tempfile::TempDir::new().expect("temporary directory");
+        let store = SqliteStore::open(&dir.path().join("plan.db"))
+            .await
+            .expect("open");
+        let rows = sqlx::query(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
+             WHERE a.started_at >= 0 AND a.started_at < 60000 AND d.app_id = 'x'",
+        )
+        .fetch_all(&store.readers)
+        .await
+        .expect("explain");
+        let detail: Vec<String> = rows.iter().map(|r| r.get::<String, _>("detail")).collect();
+        assert!(
+            detail.iter().any(|d| d.contains("attempts_by_time")),
+            "the stats scan should use attempts_by_time: {detail:?}"
+        );
     }
 
     #[tokio::test]
