@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::clock::SharedClock;
 use crate::delivery::dispatcher::{Dispatcher, DispatcherSettings};
 use crate::delivery::http::build_client;
+use crate::ingest::IngestQueue;
 use crate::metrics::Metrics;
 use crate::model::App;
 use crate::store::postgres::PgStore;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub dispatcher: Arc<Dispatcher>,
     pub triggers: Arc<Triggers>,
     pub metrics: Arc<Metrics>,
+    /// The queue every ingest goes through (group commit; see `ingest`).
+    pub ingest: IngestQueue,
     /// `FLEETHOOK_ALLOW_PRIVATE_CALLBACKS`: callbacks on loopback and private ranges.
     pub allow_private: bool,
 }
@@ -174,7 +177,9 @@ impl RunningServer {
             settings,
         );
         let triggers = Triggers::new(store.clone(), clock.clone(), dispatcher.clone());
+        let ingest = IngestQueue::start(&store);
         let state = Arc::new(AppState {
+            ingest,
             store,
             clock,
             dispatcher: dispatcher.clone(),

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use fleethook_wire::signal::SignalValue;
 use serde_json::{json, Value};
 
-use super::{DeliveryFilter, IngestApplied, SharedStore, SignalChange, StoreError};
+use super::{DeliveryFilter, IngestApplied, IngestItem, SharedStore, SignalChange, StoreError};
 use crate::clock::Millis;
 use crate::model::*;
 use crate::stats::{latency_bucket, AttemptCount, AttemptOutcome, MINUTE_MS};
@@ -40,6 +40,7 @@ macro_rules! conformance_cases {
             ingest_errors_raise_resolve_and_clear,
             concurrent_ingests_report_each_change_exactly_once,
             rendered_ingest_enqueues_its_payloads_with_the_change,
+            ingest_batch_applies_in_order_and_a_bad_item_fails_alone,
             webhooks_round_trip_update_and_stay_in_their_app,
             delete_webhook_fails_its_pending_deliveries_and_drops_subscriptions,
             subscriptions_subscribe_once_unsubscribe_once_and_page,
@@ -699,6 +700,102 @@ pub async fn rendered_ingest_enqueues_its_payloads_with_the_change(store: Shared
         .expect("apply_ingest_rendered");
     assert_eq!((applied.changes.len(), enqueued), (0, 0));
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+pub async fn ingest_batch_applies_in_order_and_a_bad_item_fails_alone(store: SharedStore) {
+    let app = new_app(&store, "fleet").await;
+    let vehicle = new_vehicle(&store, &app, "user", 1_000).await;
+    let webhook = new_webhook(&store, &app).await;
+    let render = |applied: &IngestApplied, after: &HashMap<String, SignalValue>| {
+        let value = after[SOC].body["value"].as_i64().expect("a value");
+        assert_eq!(
+            applied.changes[0].current["value"].as_i64(),
+            Some(value),
+            "the renderer sees the vehicle as this item leaves it"
+        );
+        vec![delivery_for(&webhook, Some(value), value, &[&vehicle.id])]
+    };
+    let soc = |value: i64| {
+        [signal(
+            SOC,
+            json!({"unit": "percent", "value": value}),
+            value,
+        )]
+    };
+    let (fifty, sixty) = (soc(50), soc(60));
+    let item = |vehicle_id, signals, now| IngestItem {
+        vehicle_id,
+        signals,
+        errors: None,
+        now,
+        render: Some(&render),
+    };
+    let items = [
+        item(vehicle.id.as_str(), &fifty[..], 50),
+        item(vehicle.id.as_str(), &sixty[..], 60),
+        item("no-such-vehicle", &fifty[..], 61),
+        item(vehicle.id.as_str(), &sixty[..], 62),
+    ];
+    let results = store.apply_ingest_batch(&items).await;
+    assert_eq!(results.len(), 4, "one result per item");
+    let ok = |i: usize| -> (IngestApplied, usize) {
+        match &results[i] {
+            Ok(result) => result.clone(),
+            Err(err) => panic!("item {i} of the batch failed: {err}"),
+        }
+    };
+    assert_eq!(ok(0).0.changes[0].previous, None);
+    assert_eq!(ok(0).1, 1);
+    assert_eq!(
+        ok(1).0.changes[0].previous,
+        Some(json!({"unit": "percent", "value": 50})),
+        "a later item sees what an earlier one of the batch wrote"
+    );
+    assert_eq!(ok(1).1, 1);
+    assert!(results[2].is_err(), "an unknown vehicle's item fails");
+    assert_eq!(
+        (ok(3).0.changes.len(), ok(3).1),
+        (0, 0),
+        "the same value again is no change"
+    );
+    let (_, total) = store
+        .list_deliveries(
+            &app.id,
+            &webhook.id,
+            &DeliveryFilter::default(),
+            Page::default(),
+        )
+        .await
+        .expect("list_deliveries");
+    assert_eq!(
+        total, 2,
+        "the good items' payloads are in the outbox, once each"
+    );
+    let after = store.signals(&vehicle.id).await.expect("signals");
+    assert_eq!(after[SOC].body, json!({"unit": "percent", "value": 60}));
+
+    // A batch with no bad item (a grouping store applies it as one group).
+    let (seventy, eighty) = (soc(70), soc(80));
+    let items = [
+        item(vehicle.id.as_str(), &seventy[..], 70),
+        item(vehicle.id.as_str(), &eighty[..], 80),
+    ];
+    let results = store.apply_ingest_batch(&items).await;
+    let previous: Vec<_> = results
+        .iter()
+        .map(|r| {
+            r.as_ref().expect("a good item").0.changes[0]
+                .previous
+                .clone()
+        })
+        .collect();
+    assert_eq!(
+        previous,
+        vec![
+            Some(json!({"unit": "percent", "value": 60})),
+            Some(json!({"unit": "percent", "value": 70}))
+        ]
+    );
 }
 
 pub async fn ingest_stores_signals_and_reports_only_value_changes(store: SharedStore) {

@@ -68,6 +68,18 @@ pub struct IngestApplied {
 pub type RenderChanges<'a> =
     &'a (dyn Fn(&IngestApplied, &HashMap<String, SignalValue>) -> Vec<NewDelivery> + Send + Sync);
 
+/// One ingest of a batch ([`Store::apply_ingest_batch`]).
+#[derive(Clone, Copy)]
+pub struct IngestItem<'a> {
+    pub vehicle_id: &'a str,
+    pub signals: &'a [SignalValue],
+    /// The vehicle's full set of active errors, when the ingest gives it.
+    pub errors: Option<&'a [VehicleErrorState]>,
+    pub now: Millis,
+    /// Renders the payloads of the item's changes; `None` when no webhook wants them.
+    pub render: Option<RenderChanges<'a>>,
+}
+
 /// Filters for the delivery log.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
@@ -178,6 +190,43 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         render: RenderChanges<'_>,
     ) -> StoreResult<(IngestApplied, usize)>;
+    /// Whether [`Store::apply_ingest_batch`] shares one transaction among a batch's items, so
+    /// that ingests are worth queueing for it (a single-writer store); a store that can apply
+    /// ingests in parallel says no and gets them one by one, concurrently.
+    fn groups_ingests(&self) -> bool {
+        false
+    }
+    /// Several ingests, applied in order as if one after another (a later item sees what an
+    /// earlier one wrote), each with the payloads its `render` makes. One result per item, in
+    /// order: a failing item fails alone. A store may group the items into one transaction
+    /// (group commit: the ingest queue hands over what arrived while the previous batch was
+    /// written), falling back to one transaction per item when the group fails; the default
+    /// simply applies them one by one.
+    async fn apply_ingest_batch(
+        &self,
+        items: &[IngestItem<'_>],
+    ) -> Vec<StoreResult<(IngestApplied, usize)>> {
+        let mut results = Vec::with_capacity(items.len());
+        for item in items {
+            results.push(match item.render {
+                Some(render) => {
+                    self.apply_ingest_rendered(
+                        item.vehicle_id,
+                        item.signals,
+                        item.errors,
+                        item.now,
+                        render,
+                    )
+                    .await
+                }
+                None => self
+                    .apply_ingest(item.vehicle_id, item.signals, item.errors, item.now)
+                    .await
+                    .map(|applied| (applied, 0)),
+            });
+        }
+        results
+    }
     /// The latest value of every signal of a vehicle.
     async fn signals(&self, vehicle_id: &str) -> StoreResult<HashMap<String, SignalValue>>;
     /// The vehicle's active errors.

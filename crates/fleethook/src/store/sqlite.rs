@@ -27,8 +27,8 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use super::codec::{conflict, distinct_runs, from_json, parse_enum, to_json};
 use super::diff::{changed, error_changes, latest_per_code, signal_changes, ErrorsDiff};
 use super::{
-    DeliveryFilter, DynamicAdvance, DynamicDue, IngestApplied, RenderChanges, ScheduleDue,
-    ScheduleProgress, Store, StoreError, StoreResult, VehicleSignals,
+    DeliveryFilter, DynamicAdvance, DynamicDue, IngestApplied, IngestItem, RenderChanges,
+    ScheduleDue, ScheduleProgress, Store, StoreError, StoreResult, VehicleSignals,
 };
 use crate::clock::{real_now_ms, Millis};
 use crate::model::*;
@@ -297,8 +297,6 @@ fn error_from_row(row: &SqliteRow) -> StoreResult<VehicleErrorState> {
     })
 }
 
-/// A delivery joined with what the dispatcher needs to send it. The inner joins leave out
-/// deliveries whose webhook is gone.
 /// Inserts payloads into the outbox inside `tx`, so a trigger's payloads commit together with
 /// the state change that fired them.
 async fn insert_deliveries(
@@ -438,6 +436,57 @@ impl SqliteStore {
         now: Millis,
         render: Option<RenderChanges<'_>>,
     ) -> StoreResult<(IngestApplied, usize)> {
+        let mut tx = self.write_tx().await?;
+        let item = IngestItem {
+            vehicle_id,
+            signals,
+            errors,
+            now,
+            render,
+        };
+        let (applied, deliveries) = ingest_in_tx(&mut tx, &item).await?;
+        insert_deliveries(&mut tx, &deliveries).await?;
+        tx.commit().await?;
+        Ok((applied, deliveries.len()))
+    }
+
+    /// Several ingests in one transaction (group commit): every item in order, then all their
+    /// payloads in one insert. On a single writer, the statements and the commit of a
+    /// transaction are what an ingest waits for; sharing them is what lets ingest keep up
+    /// with thousands of changes a second.
+    async fn ingest_group(
+        &self,
+        items: &[IngestItem<'_>],
+    ) -> StoreResult<Vec<(IngestApplied, usize)>> {
+        let mut tx = self.write_tx().await?;
+        let mut results = Vec::with_capacity(items.len());
+        let mut all = Vec::new();
+        for item in items {
+            let (applied, deliveries) = ingest_in_tx(&mut tx, item).await?;
+            results.push((applied, deliveries.len()));
+            all.extend(deliveries);
+        }
+        insert_deliveries(&mut tx, &all).await?;
+        tx.commit().await?;
+        Ok(results)
+    }
+}
+
+/// Applies one ingest inside `tx`: signals, errors, and (with a `render`) the payloads of the
+/// changes, rendered from the vehicle's signals as `tx` leaves them; returns what changed and
+/// the payloads, for the caller to insert.
+async fn ingest_in_tx(
+    tx: &mut Transaction<'static, Sqlite>,
+    item: &IngestItem<'_>,
+) -> StoreResult<(IngestApplied, Vec<NewDelivery>)> {
+    let IngestItem {
+        vehicle_id,
+        signals,
+        errors,
+        now,
+        render,
+    } = *item;
+    {
         let latest = latest_per_code(signals);
         let bodies = latest
             .iter()
@@ -446,8 +495,6 @@ impl SqliteStore {
         let codes = to_json(&latest.iter().map(|s| s.code.as_str()).collect::<Vec<_>>())?;
 
         let mut applied = IngestApplied::default();
-        let mut tx = self.write_tx().await?;
-
         if !latest.is_empty() {
             let rows = sqlx::query(
                 "SELECT code, body FROM signals \
@@ -455,7 +502,7 @@ impl SqliteStore {
             )
             .bind(vehicle_id)
             .bind(&codes)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?;
             let mut stored: HashMap<String, Value> = HashMap::with_capacity(rows.len());
             for row in &rows {
@@ -484,7 +531,7 @@ impl SqliteStore {
                      oem_updated_at = excluded.oem_updated_at, retrieved_at = excluded.retrieved_at, \
                      updated_at = excluded.updated_at",
                 );
-                insert.build().execute(&mut *tx).await?;
+                insert.build().execute(&mut **tx).await?;
             }
         }
 
@@ -494,7 +541,7 @@ impl SqliteStore {
                  WHERE vehicle_id = ? ORDER BY position",
             )
             .bind(vehicle_id)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?;
             let mut stored: Vec<(VehicleErrorState, Millis)> = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -506,7 +553,7 @@ impl SqliteStore {
             if !unchanged {
                 sqlx::query("DELETE FROM vehicle_errors WHERE vehicle_id = ?")
                     .bind(vehicle_id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 let rows = active
                     .iter()
@@ -527,34 +574,33 @@ impl SqliteStore {
                             .push_bind(*i)
                             .push_bind(*at);
                     });
-                    insert.build().execute(&mut *tx).await?;
+                    insert.build().execute(&mut **tx).await?;
                 }
             }
         }
 
-        let mut enqueued = 0;
+        let mut deliveries = Vec::new();
         let changed = changed(&applied);
         if let (Some(render), true) = (render, changed) {
             let rows = sqlx::query(
                 "SELECT code, body, oem_updated_at, retrieved_at FROM signals WHERE vehicle_id = ?",
             )
             .bind(vehicle_id)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?;
             let mut after = HashMap::with_capacity(rows.len());
             for row in &rows {
                 let value = signal_from_row(row)?;
                 after.insert(value.code.clone(), value);
             }
-            let deliveries = render(&applied, &after);
-            insert_deliveries(&mut tx, &deliveries).await?;
-            enqueued = deliveries.len();
+            deliveries = render(&applied, &after);
         }
-        tx.commit().await?;
-        Ok((applied, enqueued))
+        Ok((applied, deliveries))
     }
 }
 
+/// A delivery joined with what the dispatcher needs to send it. The inner joins leave out
+/// deliveries whose webhook is gone.
 fn claim_select() -> String {
     format!(
         "SELECT {DELIVERY_COLS}, {WEBHOOK_COLS}, a.management_token \
@@ -742,6 +788,38 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> StoreResult<IngestApplied> {
         Ok(self.ingest(vehicle_id, signals, errors, now, None).await?.0)
+    }
+
+    fn groups_ingests(&self) -> bool {
+        true
+    }
+
+    async fn apply_ingest_batch(
+        &self,
+        items: &[IngestItem<'_>],
+    ) -> Vec<StoreResult<(IngestApplied, usize)>> {
+        if items.len() > 1 {
+            match self.ingest_group(items).await {
+                Ok(results) => return results.into_iter().map(Ok).collect(),
+                // One item's failure (a vehicle deleted meanwhile, say) rolled the group back:
+                // apply each alone, so it fails alone.
+                Err(err) => tracing::debug!(%err, "group ingest failed; applying one by one"),
+            }
+        }
+        let mut results = Vec::with_capacity(items.len());
+        for item in items {
+            results.push(
+                self.ingest(
+                    item.vehicle_id,
+                    item.signals,
+                    item.errors,
+                    item.now,
+                    item.render,
+                )
+                .await,
+            );
+        }
+        results
     }
 
     async fn apply_ingest_rendered(
