@@ -15,6 +15,7 @@ use crate::clock::Millis;
 use crate::model::*;
 use crate::stats::AttemptCount;
 
+mod checkpointer;
 mod codec;
 mod diff;
 pub mod postgres;

@@ -24,6 +24,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
+use super::checkpointer::Checkpointer;
 use super::codec::{conflict, distinct_runs, from_json, parse_enum, to_json};
 use super::diff::{changed, error_changes, latest_per_code, signal_changes, ErrorsDiff};
 use super::{
@@ -70,6 +71,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Connections that only read.
     readers: SqlitePool,
+    /// Copies the write-ahead log back into the file, off the writer's path.
+    _checkpointer: Checkpointer,
     path: PathBuf,
     /// The advisory lock on `<path>.lock` (none for a shared open); released when the store is
     /// dropped. Declared last so that it outlives the pools during drop.
@@ -114,7 +117,9 @@ impl SqliteStore {
             // commit on the hot paths.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Checkpoints run beside the writer, not inside a commit (see `checkpointer`).
+            .pragma("wal_autocheckpoint", "0");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -124,9 +129,11 @@ impl SqliteStore {
             .max_connections(READERS)
             .connect_with(options)
             .await?;
+        let checkpointer = Checkpointer::start(readers.clone());
         Ok(SqliteStore {
             writer,
             readers,
+            _checkpointer: checkpointer,
             path: path.to_path_buf(),
             _lock: lock,
         })
@@ -1776,6 +1783,30 @@ mod tests {
             detail.iter().any(|d| d.contains("attempts_by_time")),
             "the stats scan should use attempts_by_time: {detail:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_wal_is_checkpointed_beside_the_writer_not_in_its_commits() {
+        let dir = tempfile::TempDir::new().expect("temporary directory");
+        let store = SqliteStore::open(&dir.path().join("wal.db"))
+            .await
+            .expect("open");
+        let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&store.writer)
+            .await
+            .expect("pragma");
+        assert_eq!(auto, 0, "no checkpoint inside a commit");
+        conformance::apps_round_trip_and_duplicate_token_conflicts(Arc::new(
+            SqliteStore::open_shared(&dir.path().join("wal.db"))
+                .await
+                .expect("second handle"),
+        ))
+        .await;
+        let (log, copied) = crate::store::checkpointer::checkpoint(&store.readers)
+            .await
+            .expect("checkpoint");
+        assert!(log > 0, "the writes went to the log");
+        assert_eq!(copied, log, "a checkpoint copies the whole log back");
     }
 
     #[tokio::test]
