@@ -92,6 +92,45 @@ pub fn minute_sql(time: &str) -> String {
     format!("({time} / {MINUTE_MS}) * {MINUTE_MS}")
 }
 
+/// The query of `Store::attempt_stats`, in SQL that SQLite and Postgres both read, so both
+/// stores count alike. Parameters: `$1` from, `$2` to (platform ms), `$3` the application id,
+/// `$4` the webhook id or NULL. Columns: webhook_id, minute, outcome, bucket, n, as
+/// [`AttemptCount::from_columns`] takes them.
+pub fn attempt_stats_sql() -> String {
+    format!(
+        "SELECT d.webhook_id, {minute} AS minute, {outcome} AS outcome, \
+         CAST({bucket} AS BIGINT) AS bucket, COUNT(*) AS n \
+         FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
+         WHERE a.started_at >= $1 AND a.started_at < $2 AND d.app_id = $3 \
+         AND (CAST($4 AS TEXT) IS NULL OR d.webhook_id = $4) \
+         GROUP BY 1, 2, 3, 4",
+        minute = minute_sql("a.started_at"),
+        outcome = outcome_sql("a", "d"),
+        bucket = latency_bucket_sql("a.duration_ms"),
+    )
+}
+
+impl AttemptCount {
+    /// A row of [`attempt_stats_sql`]; `Err` names what is out of range.
+    pub fn from_columns(
+        webhook_id: String,
+        minute: Millis,
+        outcome: &str,
+        bucket: i64,
+        count: i64,
+    ) -> Result<AttemptCount, String> {
+        Ok(AttemptCount {
+            webhook_id,
+            minute,
+            outcome: AttemptOutcome::parse(outcome)
+                .ok_or_else(|| format!("attempt outcome {outcome:?}"))?,
+            latency_bucket: usize::try_from(bucket)
+                .map_err(|_| format!("latency bucket {bucket}"))?,
+            count,
+        })
+    }
+}
+
 /// Attempts of one minute by outcome, with that minute's latency percentiles.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MinuteStats {

@@ -369,8 +369,8 @@ pub trait Store: Send + Sync + 'static {
     // --- dashboard ---
     /// Attempts of the application's deliveries (of one webhook when `webhook_id` is given)
     /// that started in `[from, to)` platform time, counted by webhook, minute, outcome and
-    /// latency bucket; classify with `crate::stats::{outcome_sql, latency_bucket_sql,
-    /// minute_sql}` so every store agrees. Rows with a zero count are left out.
+    /// latency bucket; run `crate::stats::attempt_stats_sql` so every store agrees. Rows with
+    /// a zero count are left out.
     async fn attempt_stats(
         &self,
         app_id: &str,

@@ -33,7 +33,7 @@ use super::{
 };
 use crate::clock::{real_now_ms, Millis};
 use crate::model::*;
-use crate::stats::{self, AttemptCount, AttemptOutcome};
+use crate::stats::{self, AttemptCount};
 
 /// How long a statement waits for a lock held by another connection before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -1554,18 +1554,7 @@ impl Store for SqliteStore {
         to: Millis,
     ) -> StoreResult<Vec<AttemptCount>> {
         // attempts_by_time bounds the scan to the window; the join scopes it to the app.
-        let sql = format!(
-            "SELECT d.webhook_id, {minute} AS minute, {outcome} AS outcome, \
-             {bucket} AS bucket, COUNT(*) AS n \
-             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
-             WHERE a.started_at >= ?1 AND a.started_at < ?2 AND d.app_id = ?3 \
-             AND (?4 IS NULL OR d.webhook_id = ?4) \
-             GROUP BY d.webhook_id, minute, outcome, bucket",
-            minute = stats::minute_sql("a.started_at"),
-            outcome = stats::outcome_sql("a", "d"),
-            bucket = stats::latency_bucket_sql("a.duration_ms"),
-        );
-        let rows = sqlx::query(&sql)
+        let rows = sqlx::query(&stats::attempt_stats_sql())
             .bind(from)
             .bind(to)
             .bind(app_id)
@@ -1575,15 +1564,14 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|row| {
                 let outcome: String = row.try_get("outcome")?;
-                let bucket: i64 = row.try_get("bucket")?;
-                Ok(AttemptCount {
-                    webhook_id: row.try_get("webhook_id")?,
-                    minute: row.try_get("minute")?,
-                    outcome: parse_enum(&outcome, AttemptOutcome::parse, "attempt outcome")?,
-                    latency_bucket: usize::try_from(bucket)
-                        .map_err(|_| StoreError::Corrupt(format!("latency bucket {bucket}")))?,
-                    count: row.try_get("n")?,
-                })
+                AttemptCount::from_columns(
+                    row.try_get("webhook_id")?,
+                    row.try_get("minute")?,
+                    &outcome,
+                    row.try_get("bucket")?,
+                    row.try_get("n")?,
+                )
+                .map_err(StoreError::Corrupt)
             })
             .collect()
     }

@@ -30,14 +30,14 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Row;
 
 use self::rows::*;
-use super::codec::{conflict, parse_enum, to_json};
+use super::codec::{conflict, to_json};
 use super::{
     DeliveryFilter, DynamicAdvance, DynamicDue, IngestApplied, RenderChanges, ScheduleDue,
     ScheduleProgress, Store, StoreError, StoreResult, VehicleSignals,
 };
 use crate::clock::Millis;
 use crate::model::*;
-use crate::stats::{self, AttemptCount, AttemptOutcome};
+use crate::stats::{self, AttemptCount};
 
 /// The error recorded on pending deliveries whose webhook is gone.
 const WEBHOOK_DELETED: &str = "webhook deleted";
@@ -625,20 +625,8 @@ impl Store for PgStore {
         from: Millis,
         to: Millis,
     ) -> StoreResult<Vec<AttemptCount>> {
-        // The same classification SQL as SQLite, so both stores count alike; attempts_by_time
-        // bounds the scan to the window.
-        let sql = format!(
-            "SELECT d.webhook_id, {minute} AS minute, {outcome} AS outcome, \
-             ({bucket})::BIGINT AS bucket, COUNT(*) AS n \
-             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
-             WHERE a.started_at >= $1 AND a.started_at < $2 AND d.app_id = $3 \
-             AND ($4::text IS NULL OR d.webhook_id = $4) \
-             GROUP BY 1, 2, 3, 4",
-            minute = stats::minute_sql("a.started_at"),
-            outcome = stats::outcome_sql("a", "d"),
-            bucket = stats::latency_bucket_sql("a.duration_ms"),
-        );
-        let rows = sqlx::query(&sql)
+        // attempts_by_time bounds the scan to the window; the join scopes it to the app.
+        let rows = sqlx::query(&stats::attempt_stats_sql())
             .bind(from)
             .bind(to)
             .bind(app_id)
@@ -648,15 +636,14 @@ impl Store for PgStore {
         rows.iter()
             .map(|row| {
                 let outcome: String = row.try_get("outcome")?;
-                let bucket: i64 = row.try_get("bucket")?;
-                Ok(AttemptCount {
-                    webhook_id: row.try_get("webhook_id")?,
-                    minute: row.try_get("minute")?,
-                    outcome: parse_enum(&outcome, AttemptOutcome::parse, "attempt outcome")?,
-                    latency_bucket: usize::try_from(bucket)
-                        .map_err(|_| StoreError::Corrupt(format!("latency bucket {bucket}")))?,
-                    count: row.try_get("n")?,
-                })
+                AttemptCount::from_columns(
+                    row.try_get("webhook_id")?,
+                    row.try_get("minute")?,
+                    &outcome,
+                    row.try_get("bucket")?,
+                    row.try_get("n")?,
+                )
+                .map_err(StoreError::Corrupt)
             })
             .collect()
     }
