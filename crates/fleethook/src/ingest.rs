@@ -33,8 +33,8 @@ pub async fn apply(
     now: Millis,
 ) -> StoreResult<IngestApplied> {
     // The payloads of the changes are rendered inside the ingest's transaction, so they are
-    // in the outbox exactly when the change is recorded: a crash loses neither.
-    let webhooks = crate::triggers::change_webhooks(state.store.as_ref(), &vehicle.id).await?;
+    // in the outbox exactly when the change is recorded: a crash loses neither. The change
+    // webhooks are looked up where the ingest is applied: once per group on the queue.
     let (applied, enqueued) = state
         .ingest
         .submit(
@@ -44,7 +44,7 @@ pub async fn apply(
                 signals: signals.to_vec(),
                 errors: errors.map(<[VehicleErrorState]>::to_vec),
                 now,
-                webhooks,
+                webhooks: Vec::new(),
             },
         )
         .await?;
@@ -63,7 +63,8 @@ struct Pending {
     signals: Vec<SignalValue>,
     errors: Option<Vec<VehicleErrorState>>,
     now: Millis,
-    /// The vehicle's enabled change webhooks; empty: nothing to render.
+    /// The vehicle's enabled change webhooks (empty: nothing to render); filled in just before
+    /// the store applies the ingest.
     webhooks: Vec<Webhook>,
 }
 
@@ -94,6 +95,8 @@ impl IngestQueue {
         pending: Pending,
     ) -> StoreResult<(IngestApplied, usize)> {
         let Some(tx) = &self.tx else {
+            let mut pending = pending;
+            pending.webhooks = crate::triggers::change_webhooks(store, &pending.vehicle.id).await?;
             let batch = std::slice::from_ref(&pending);
             return apply_batch(store, batch).await.pop().unwrap_or_else(|| {
                 Err(StoreError::Corrupt("the store answered no ingest".into()))
@@ -112,13 +115,40 @@ async fn write_loop(store: Weak<dyn Store>, mut rx: mpsc::Receiver<(Pending, Rep
         let Some(store) = store.upgrade() else {
             break;
         };
-        let (pending, replies): (Vec<Pending>, Vec<Reply>) = batch.drain(..).unzip();
-        let results = apply_batch(store.as_ref(), &pending).await;
+        let (mut pending, replies): (Vec<Pending>, Vec<Reply>) = batch.drain(..).unzip();
+        let results = match with_change_webhooks(store.as_ref(), &mut pending).await {
+            Ok(()) => apply_batch(store.as_ref(), &pending).await,
+            Err(err) => {
+                // Nothing was applied: every ingest of the group fails alike (the store's error
+                // is not Clone; its text is kept).
+                tracing::warn!(%err, "cannot read the change webhooks of an ingest group");
+                let message = format!("cannot read the vehicles' webhooks: {err}");
+                pending
+                    .iter()
+                    .map(|_| Err(StoreError::Corrupt(message.clone())))
+                    .collect()
+            }
+        };
         for (reply, result) in replies.into_iter().zip(results) {
             // A caller that went away (its request was cancelled) needs no answer.
             let _ = reply.send(result);
         }
     }
+}
+
+/// Looks up the change webhooks of every vehicle in the group with one store read.
+async fn with_change_webhooks(store: &dyn Store, pending: &mut [Pending]) -> StoreResult<()> {
+    let vehicle_ids: Vec<&str> = pending.iter().map(|p| p.vehicle.id.as_str()).collect();
+    let mut by_vehicle = crate::triggers::change_webhooks_many(store, &vehicle_ids).await?;
+    for item in pending.iter_mut() {
+        // A vehicle ingested twice in the group renders with the same webhooks both times.
+        item.webhooks = by_vehicle
+            .get(&item.vehicle.id)
+            .cloned()
+            .unwrap_or_default();
+    }
+    by_vehicle.clear();
+    Ok(())
 }
 
 /// Hands a batch to the store, each item with the renderer of its own change webhooks.

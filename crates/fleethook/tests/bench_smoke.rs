@@ -26,3 +26,27 @@ async fn change_latency_delivers_every_change_exactly_once() {
     assert_eq!(report.outbox_pending_after, 0, "nothing left in the outbox");
     assert!(report.p50_ms <= report.p99_ms && report.p99_ms <= report.max_ms);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_delivers_every_payload_of_every_phase_once() {
+    use fleethook::bench::throughput::{run_scenario, ThroughputConfig};
+    let config = ThroughputConfig::smoke();
+    let expected = config.deliveries;
+    let report = run_scenario(config)
+        .await
+        .expect("the throughput scenario completes");
+    assert_eq!(report.deliveries, expected);
+    assert_eq!(
+        report.drained, expected,
+        "the drain delivered every payload"
+    );
+    assert_eq!(
+        report.end_to_end_delivered, expected,
+        "every ingested change was delivered"
+    );
+    assert_eq!(report.raw_failures, 0, "every raw request got a 200");
+    assert_eq!(report.duplicates, 0, "nothing was delivered twice");
+    assert_eq!(report.outbox_pending_after, 0, "nothing left in the outbox");
+    assert_eq!(report.backend, "sqlite");
+    assert!(report.body_bytes > 0);
+}

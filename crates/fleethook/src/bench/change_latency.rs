@@ -33,7 +33,6 @@
 //!    `(vehicleId, value)`.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,10 +50,12 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{percentile, report_dir, write_report, BenchArgs, MachineFacts};
+use super::{
+    api_call, bench_vehicle, ms, percentile, report_dir, write_report, BenchArgs, BenchDatabase,
+    MachineFacts,
+};
 use crate::clock::{Clock, ScaledClock};
-use crate::ids::{new_id, new_token};
-use crate::model::{App, Vehicle, VehicleMode};
+use crate::model::App;
 use crate::server::{ensure_default_app, open_store, RunningServer, ServerOptions};
 
 /// The scenario's name on the command line and in `target/bench/change-latency.json`.
@@ -285,17 +286,8 @@ pub async fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
 /// refused or not every change is delivered within the timeout.
 pub async fn run_scenario(config: ChangeLatencyConfig) -> anyhow::Result<ChangeLatencyReport> {
     config.validate()?;
-    let mut temp = None;
-    let database_url = match &config.database_url {
-        Some(url) => url.clone(),
-        None => {
-            let dir = TempDir::new()?;
-            let url = format!("sqlite://{}", dir.0.join("bench.db").display());
-            temp = Some(dir);
-            url
-        }
-    };
-    let store = open_store(&database_url).await?;
+    let database = BenchDatabase::prepare(config.database_url.as_deref()).await?;
+    let store = open_store(database.url()).await?;
     let clock = Arc::new(ScaledClock::new(1.0));
     let (app, _) = ensure_default_app(&store, None, clock.now_ms()).await?;
 
@@ -328,7 +320,7 @@ pub async fn run_scenario(config: ChangeLatencyConfig) -> anyhow::Result<ChangeL
     let result = measure(&config, &server, &app, &receiver, &receiver_url).await;
     server.stop().await;
     receiver_task.abort();
-    drop(temp);
+    drop(database);
     result
 }
 
@@ -359,19 +351,7 @@ async fn measure(
     let mut vehicle_ids = Vec::with_capacity(config.vehicles);
     for index in 0..config.vehicles {
         let now = clock.now_ms();
-        let vehicle = Vehicle {
-            id: new_id(),
-            app_id: app.id.clone(),
-            user_id: format!("bench-user-{index:06}"),
-            access_token: new_token("vat_"),
-            make: "TESLA".into(),
-            model: "Model 3".into(),
-            year: 2020,
-            vin: format!("BENCH{index:012}"),
-            mode: VehicleMode::Live,
-            simulated: false,
-            created_at: now,
-        };
+        let vehicle = bench_vehicle(app, index, now);
         store.create_vehicle(&vehicle).await?;
         let seed = SignalValue {
             code: SIGNAL.into(),
@@ -597,34 +577,6 @@ fn change_of(index: usize, vehicles: usize) -> (usize, i64) {
     (index % vehicles, (SEED + round) % 100)
 }
 
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
-/// One management API call; fails unless it answers 2xx.
-async fn api_call(
-    http: &reqwest::Client,
-    amt: &str,
-    method: reqwest::Method,
-    url: String,
-    body: Option<Value>,
-) -> anyhow::Result<Value> {
-    let mut request = http.request(method, &url).bearer_auth(amt);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("{url} failed"))?;
-    let status = response.status();
-    let value: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!("{url} answered {status}: {value}");
-    }
-    Ok(value)
-}
-
 /// The receiver: answers the challenge, records every other payload, answers 200.
 async fn receive(State(state): State<ReceiverState>, body: Bytes) -> Response {
     let at = Instant::now();
@@ -659,27 +611,4 @@ async fn receive(State(state): State<ReceiverState>, body: Bytes) -> Response {
         }
     }
     StatusCode::OK.into_response()
-}
-
-/// A temporary folder for the scenario's SQLite file, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> anyhow::Result<Self> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("fleethook-bench-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        Ok(TempDir(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

@@ -12,35 +12,47 @@
 //! time.
 
 pub mod change_latency;
+pub mod throughput;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::clock::Millis;
+use crate::ids::{new_id, new_token};
+use crate::model::{App, Vehicle, VehicleMode};
+use crate::store::postgres::scratch::ScratchDatabase;
+
 /// The scenarios `fleethook bench` knows, by name.
-pub const SCENARIOS: &[&str] = &[change_latency::NAME];
+pub const SCENARIOS: &[&str] = &[change_latency::NAME, throughput::NAME];
 
 /// Options of `fleethook bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// The scenario to run (known: change-latency).
+    /// The scenario to run (known: change-latency, throughput).
     pub scenario: String,
     /// A shorter, smaller run of the scenario, for a quick look.
     #[arg(long)]
     pub quick: bool,
     /// The database to run against (default: a fresh temporary SQLite file, removed after).
+    /// A `postgres://` URL names a server: the run gets a fresh database on it, dropped after.
     #[arg(long)]
     pub database_url: Option<String>,
+    /// Server nodes sharing the database (throughput; more than one needs Postgres).
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
 }
 
 /// Runs the named scenario, prints its table and writes `target/bench/SCENARIO.json`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario.as_str() {
         change_latency::NAME => change_latency::run_cli(&args).await,
+        throughput::NAME => throughput::run_cli(&args).await,
         other => bail!(
             "unknown bench scenario {other:?}; known scenarios: {}",
             SCENARIOS.join(", ")
@@ -157,6 +169,132 @@ pub fn write_report(dir: &Path, scenario: &str, report: &Value) -> anyhow::Resul
 /// The directory reports go to: `target/bench`, relative to the working directory.
 pub fn report_dir() -> PathBuf {
     PathBuf::from("target").join("bench")
+}
+
+/// CPU time this process has used so far (user + system, all threads), in seconds, from
+/// `/proc/self/stat`; `None` where that cannot be read. Benchmarks report CPU per delivery
+/// beside rates because on a shared machine the CPU a run gets varies, its cost much less.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses: utime and stime
+    // are the 12th and 13th, in clock ticks (100 a second on Linux).
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Milliseconds of a duration, as a float.
+pub fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// One management API call; fails unless it answers 2xx.
+pub async fn api_call(
+    http: &reqwest::Client,
+    amt: &str,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let mut request = http.request(method, &url).bearer_auth(amt);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("{url} failed"))?;
+    let status = response.status();
+    let value: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{url} answered {status}: {value}");
+    }
+    Ok(value)
+}
+
+/// A temporary folder for the scenario's SQLite file, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> anyhow::Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("fleethook-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Vehicle `index` of a benchmark fleet of `app`: a live Tesla with a unique user and VIN.
+pub fn bench_vehicle(app: &App, index: usize, now: Millis) -> Vehicle {
+    Vehicle {
+        id: new_id(),
+        app_id: app.id.clone(),
+        user_id: format!("bench-user-{index:07}"),
+        access_token: new_token("vat_"),
+        make: "TESLA".into(),
+        model: "Model 3".into(),
+        year: 2020,
+        vin: format!("BENCH{index:012}"),
+        mode: VehicleMode::Live,
+        simulated: false,
+        created_at: now,
+    }
+}
+
+/// The database a scenario runs on.
+pub enum BenchDatabase {
+    /// A SQLite file in a temporary folder, removed with it.
+    Scratch(TempDir, String),
+    /// A fresh database on the Postgres server `--database-url` names, dropped afterwards, so
+    /// a run never sees an earlier run's rows.
+    Postgres(ScratchDatabase),
+    /// A SQLite file the user named, used as it is.
+    Given(String),
+}
+
+impl BenchDatabase {
+    /// The database for `--database-url` (`None`: a fresh temporary SQLite file).
+    pub async fn prepare(database_url: Option<&str>) -> anyhow::Result<BenchDatabase> {
+        match database_url {
+            None => {
+                let dir = TempDir::new()?;
+                let url = format!("sqlite://{}", dir.0.join("bench.db").display());
+                Ok(BenchDatabase::Scratch(dir, url))
+            }
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(
+                BenchDatabase::Postgres(ScratchDatabase::create_on(url).await?),
+            ),
+            Some(url) => Ok(BenchDatabase::Given(url.to_string())),
+        }
+    }
+
+    /// The URL to open.
+    pub fn url(&self) -> &str {
+        match self {
+            BenchDatabase::Scratch(_, url) | BenchDatabase::Given(url) => url,
+            BenchDatabase::Postgres(db) => db.url(),
+        }
+    }
+
+    /// `sqlite` or `postgres`, for the report.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            BenchDatabase::Postgres(_) => "postgres",
+            _ => "sqlite",
+        }
+    }
 }
 
 #[cfg(test)]

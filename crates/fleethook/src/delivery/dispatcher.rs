@@ -205,6 +205,19 @@ impl Dispatcher {
             self.refresh_depth(false).await;
 
             let free = self.slots.available_permits();
+            let busy = self.settings.concurrency - free;
+            // Under load, claim in batches: a claim is a write transaction, and claiming each
+            // slot as it freed made most claims take one or two deliveries, which kept the
+            // store's writer busy with claims instead of sending. With little in flight, claim
+            // at once: latency matters more then.
+            let min_claim = (self.settings.concurrency / 8).max(1);
+            if free > 0 && free < min_claim && busy >= min_claim {
+                tokio::select! {
+                    _ = self.slot_freed.notified() => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
             if free > 0 {
                 match self.claim(free).await {
                     Ok(batch) if !batch.is_empty() => {

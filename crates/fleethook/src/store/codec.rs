@@ -2,13 +2,13 @@
 //! equality by value, enum parsing, mapping unique violations to `Conflict`, and splitting a
 //! completion batch into runs that multi-row statements can apply safely.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::Value;
 
 use super::{StoreError, StoreResult};
-use crate::model::Completion;
+use crate::model::{Completion, Webhook};
 
 /// Maps a unique-constraint violation to `Conflict` with a message naming what is taken.
 pub(crate) fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -76,6 +76,29 @@ pub(crate) fn distinct_runs(completions: &[Completion], max: usize) -> Vec<&[Com
     }
     runs.push(&completions[start..]);
     runs
+}
+
+/// Rows of `webhook columns…, vehicle_id` (the webhook decoded by `decode` from column 0, the
+/// vehicle id in column `vehicle_column`) grouped by vehicle, in row order.
+pub(crate) fn group_by_vehicle<R>(
+    rows: &[R],
+    decode: fn(&R, usize) -> StoreResult<Webhook>,
+    vehicle_column: usize,
+) -> StoreResult<HashMap<String, Vec<Webhook>>>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut by_vehicle: HashMap<String, Vec<Webhook>> = HashMap::new();
+    for row in rows {
+        let vehicle_id: String = row.try_get(vehicle_column)?;
+        by_vehicle
+            .entry(vehicle_id)
+            .or_default()
+            .push(decode(row, 0)?);
+    }
+    Ok(by_vehicle)
 }
 
 #[cfg(test)]

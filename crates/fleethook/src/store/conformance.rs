@@ -44,6 +44,7 @@ macro_rules! conformance_cases {
             webhooks_round_trip_update_and_stay_in_their_app,
             delete_webhook_fails_its_pending_deliveries_and_drops_subscriptions,
             subscriptions_subscribe_once_unsubscribe_once_and_page,
+            subscribed_webhooks_many_matches_one_vehicle_at_a_time,
             enqueue_many_stores_pending_deliveries,
             enqueue_many_is_all_or_nothing,
             claim_due_takes_due_unleased_deliveries_in_order,
@@ -1386,6 +1387,48 @@ pub async fn delete_webhook_fails_its_pending_deliveries_and_drops_subscriptions
 
 /// Subscribing twice is one subscription; unsubscribing twice finds nothing the second time;
 /// the list is paged, oldest first, with the total.
+pub async fn subscribed_webhooks_many_matches_one_vehicle_at_a_time(store: SharedStore) {
+    let app = new_app(&store, "many").await;
+    let first = new_webhook(&store, &app).await;
+    let second = new_webhook(&store, &app).await;
+    let both = new_vehicle(&store, &app, "user", 1).await;
+    let one = new_vehicle(&store, &app, "user", 2).await;
+    let none = new_vehicle(&store, &app, "user", 3).await;
+    for (webhook, vehicle) in [(&first, &both), (&second, &both), (&second, &one)] {
+        store
+            .subscribe(&webhook.id, &vehicle.id, 100)
+            .await
+            .expect("subscribe");
+    }
+    let ids = [
+        both.id.as_str(),
+        one.id.as_str(),
+        none.id.as_str(),
+        "no-such-vehicle",
+    ];
+    let many = store
+        .subscribed_webhooks_many(&ids)
+        .await
+        .expect("subscribed_webhooks_many");
+    for id in ids {
+        let single = store
+            .subscribed_webhooks(id)
+            .await
+            .expect("subscribed_webhooks");
+        assert_eq!(
+            many.get(id).cloned().unwrap_or_default(),
+            single,
+            "vehicle {id}: the same webhooks in the same order"
+        );
+    }
+    assert_eq!(many.len(), 2, "vehicles without subscriptions are absent");
+    assert!(store
+        .subscribed_webhooks_many(&[])
+        .await
+        .expect("an empty list")
+        .is_empty());
+}
+
 pub async fn subscriptions_subscribe_once_unsubscribe_once_and_page(store: SharedStore) {
     let app = new_app(&store, "hooks").await;
     let webhook = new_webhook(&store, &app).await;

@@ -301,6 +301,13 @@ pub trait Store: Send + Sync + 'static {
     /// The webhooks a vehicle is subscribed to (for change triggers).
     async fn subscribed_webhooks(&self, vehicle_id: &str) -> StoreResult<Vec<Webhook>>;
 
+    /// [`Store::subscribed_webhooks`] of several vehicles in one read, by vehicle id; a vehicle
+    /// with no subscription is absent. The ingest queue asks it once per group of ingests.
+    async fn subscribed_webhooks_many(
+        &self,
+        vehicle_ids: &[&str],
+    ) -> StoreResult<HashMap<String, Vec<Webhook>>>;
+
     // --- time-based triggers ---
     /// Sets the next boundary of a scheduled webhook and clears its cursor; `None` stops it.
     async fn schedule_set(&self, webhook_id: &str, boundary_at: Option<Millis>) -> StoreResult<()>;

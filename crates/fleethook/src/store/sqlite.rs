@@ -25,7 +25,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::checkpointer::Checkpointer;
-use super::codec::{conflict, distinct_runs, from_json, parse_enum, to_json};
+use super::codec::{conflict, distinct_runs, from_json, group_by_vehicle, parse_enum, to_json};
 use super::diff::{changed, error_changes, latest_per_code, signal_changes, ErrorsDiff};
 use super::{
     DeliveryFilter, DynamicAdvance, DynamicDue, IngestApplied, IngestItem, RenderChanges,
@@ -119,14 +119,24 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             // Checkpoints run beside the writer, not inside a commit (see `checkpointer`).
-            .pragma("wal_autocheckpoint", "0");
+            .pragma("wal_autocheckpoint", "0")
+            // The multi-row statements materialise their VALUES and json_each in temporary
+            // b-trees; on disk each one opened, sized and unlinked a file.
+            .pragma("temp_store", "MEMORY");
+        // The writer touches the outbox's newest pages and its indexes on every batch; a cache
+        // of 64 MiB (SQLite's default is 2 MiB) keeps them in memory between commits. The
+        // cache grows only as pages are used.
+        // No ping before each use (sqlx's default): a SQLite connection is a file in this
+        // process, and the ping was a thread round trip per statement.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .test_before_acquire(false)
+            .connect_with(options.clone().pragma("cache_size", "-65536"))
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         let checkpointer = Checkpointer::start(readers.clone());
@@ -502,23 +512,54 @@ async fn ingest_in_tx(
         let codes = to_json(&latest.iter().map(|s| s.code.as_str()).collect::<Vec<_>>())?;
 
         let mut applied = IngestApplied::default();
-        if !latest.is_empty() {
+        // With a renderer, every signal of the vehicle is read up front: the payloads are
+        // rendered from them as this ingest leaves them, without reading them again.
+        let mut after: Option<HashMap<String, SignalValue>> = None;
+        if render.is_some() {
             let rows = sqlx::query(
-                "SELECT code, body FROM signals \
-                 WHERE vehicle_id = ? AND code IN (SELECT value FROM json_each(?))",
+                "SELECT code, body, oem_updated_at, retrieved_at FROM signals WHERE vehicle_id = ?",
             )
             .bind(vehicle_id)
-            .bind(&codes)
             .fetch_all(&mut **tx)
             .await?;
-            let mut stored: HashMap<String, Value> = HashMap::with_capacity(rows.len());
+            let mut all = HashMap::with_capacity(rows.len() + latest.len());
             for row in &rows {
-                let code: String = row.try_get("code")?;
-                let body: String = row.try_get("body")?;
-                let body = from_json(&body, "signal body")?;
-                stored.insert(code, body);
+                let value = signal_from_row(row)?;
+                all.insert(value.code.clone(), value);
             }
+            after = Some(all);
+        }
+        if !latest.is_empty() {
+            let stored: HashMap<String, Value> = match &after {
+                Some(all) => latest
+                    .iter()
+                    .filter_map(|s| all.get(&s.code).map(|v| (s.code.clone(), v.body.clone())))
+                    .collect(),
+                None => {
+                    let rows = sqlx::query(
+                        "SELECT code, body FROM signals \
+                         WHERE vehicle_id = ? AND code IN (SELECT value FROM json_each(?))",
+                    )
+                    .bind(vehicle_id)
+                    .bind(&codes)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    let mut stored = HashMap::with_capacity(rows.len());
+                    for row in &rows {
+                        let code: String = row.try_get("code")?;
+                        let body: String = row.try_get("body")?;
+                        stored.insert(code, from_json(&body, "signal body")?);
+                    }
+                    stored
+                }
+            };
             applied.changes = signal_changes(&latest, stored);
+            if let Some(all) = &mut after {
+                // What the upsert below writes: each code's latest value and times.
+                for signal in &latest {
+                    all.insert(signal.code.clone(), (*signal).clone());
+                }
+            }
             // Unchanged values are written too: their retrieval times move on.
             let rows: Vec<(&SignalValue, &String)> = latest.iter().copied().zip(&bodies).collect();
             for chunk in rows.chunks(ROWS_PER_INSERT) {
@@ -587,20 +628,8 @@ async fn ingest_in_tx(
         }
 
         let mut deliveries = Vec::new();
-        let changed = changed(&applied);
-        if let (Some(render), true) = (render, changed) {
-            let rows = sqlx::query(
-                "SELECT code, body, oem_updated_at, retrieved_at FROM signals WHERE vehicle_id = ?",
-            )
-            .bind(vehicle_id)
-            .fetch_all(&mut **tx)
-            .await?;
-            let mut after = HashMap::with_capacity(rows.len());
-            for row in &rows {
-                let value = signal_from_row(row)?;
-                after.insert(value.code.clone(), value);
-            }
-            deliveries = render(&applied, &after);
+        if let (Some(render), Some(after), true) = (render, &after, changed(&applied)) {
+            deliveries = render(&applied, after);
         }
         Ok((applied, deliveries))
     }
@@ -1336,6 +1365,24 @@ impl Store for SqliteStore {
         .fetch_all(&self.readers)
         .await?;
         rows.iter().map(|row| webhook_at(row, 0)).collect()
+    }
+
+    async fn subscribed_webhooks_many(
+        &self,
+        vehicle_ids: &[&str],
+    ) -> StoreResult<HashMap<String, Vec<Webhook>>> {
+        if vehicle_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLS}, s.vehicle_id FROM subscriptions s JOIN webhooks w ON w.id = s.webhook_id \
+             WHERE s.vehicle_id IN (SELECT value FROM json_each(?)) \
+             ORDER BY s.vehicle_id, w.created_at, w.id"
+        ))
+        .bind(to_json(vehicle_ids)?)
+        .fetch_all(&self.readers)
+        .await?;
+        group_by_vehicle(&rows, webhook_at, WEBHOOK_COL_COUNT)
     }
 
     async fn schedule_set(&self, webhook_id: &str, boundary_at: Option<Millis>) -> StoreResult<()> {

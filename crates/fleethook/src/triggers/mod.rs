@@ -90,11 +90,29 @@ pub async fn on_enabled(store: &dyn Store, webhook: &Webhook, now: Millis) -> St
 /// vehicleState subscriptions. Read before an ingest so the ingest's transaction can render.
 pub async fn change_webhooks(store: &dyn Store, vehicle_id: &str) -> StoreResult<Vec<Webhook>> {
     let mut webhooks = store.subscribed_webhooks(vehicle_id).await?;
-    webhooks.retain(|w| {
-        w.status == WebhookStatus::Enabled
-            && matches!(w.kind, WebhookKind::EventBased | WebhookKind::VehicleState)
-    });
+    webhooks.retain(wants_changes);
     Ok(webhooks)
+}
+
+/// [`change_webhooks`] of several vehicles in one store read, by vehicle id.
+pub async fn change_webhooks_many(
+    store: &dyn Store,
+    vehicle_ids: &[&str],
+) -> StoreResult<HashMap<String, Vec<Webhook>>> {
+    let mut by_vehicle = store.subscribed_webhooks_many(vehicle_ids).await?;
+    for webhooks in by_vehicle.values_mut() {
+        webhooks.retain(wants_changes);
+    }
+    Ok(by_vehicle)
+}
+
+/// Whether a webhook renders payloads from changes: an enabled eventBased or vehicleState one.
+fn wants_changes(webhook: &Webhook) -> bool {
+    webhook.status == WebhookStatus::Enabled
+        && matches!(
+            webhook.kind,
+            WebhookKind::EventBased | WebhookKind::VehicleState
+        )
 }
 
 /// The payloads one ingest's changes call for, from the vehicle's signals as the ingest left

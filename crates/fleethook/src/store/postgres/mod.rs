@@ -30,7 +30,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Row;
 
 use self::rows::*;
-use super::codec::{conflict, to_json};
+use super::codec::{conflict, group_by_vehicle, to_json};
 use super::{
     DeliveryFilter, DynamicAdvance, DynamicDue, IngestApplied, RenderChanges, ScheduleDue,
     ScheduleProgress, Store, StoreError, StoreResult, VehicleSignals,
@@ -677,6 +677,23 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|row| webhook_at(row, 0)).collect()
+    }
+
+    async fn subscribed_webhooks_many(
+        &self,
+        vehicle_ids: &[&str],
+    ) -> StoreResult<HashMap<String, Vec<Webhook>>> {
+        if vehicle_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLS}, s.vehicle_id FROM subscriptions s JOIN webhooks w ON w.id = s.webhook_id \
+             WHERE s.vehicle_id = ANY($1) ORDER BY s.vehicle_id, w.created_at, w.id"
+        ))
+        .bind(vehicle_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        group_by_vehicle(&rows, webhook_at, WEBHOOK_COL_COUNT)
     }
 
     async fn schedule_set(&self, webhook_id: &str, boundary_at: Option<Millis>) -> StoreResult<()> {

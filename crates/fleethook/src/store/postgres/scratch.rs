@@ -31,7 +31,13 @@ impl ScratchDatabase {
     /// Creates a fresh database on the test server. Fails, naming the URL and how to fix it,
     /// when the server does not answer: a test on Postgres must fail then, never skip.
     pub async fn create() -> anyhow::Result<ScratchDatabase> {
-        let server_url = test_server_url();
+        Self::create_on(&test_server_url()).await
+    }
+
+    /// Creates a fresh database on the server `server_url` names (its database part is only
+    /// used to connect); the benchmarks use it so a run never sees an earlier run's rows.
+    pub async fn create_on(server_url: &str) -> anyhow::Result<ScratchDatabase> {
+        let server_url = server_url.to_string();
         let name = format!("fh_{}", uuid::Uuid::new_v4().simple());
         let mut admin = connect(&server_url).await?;
         // template0 and UTF8 whatever the server's default: bodies are UTF-8 text.
@@ -88,7 +94,7 @@ impl Drop for ScratchDatabase {
 
 async fn connect(server_url: &str) -> anyhow::Result<sqlx::PgConnection> {
     let options = PgConnectOptions::from_str(server_url)
-        .with_context(|| format!("{TEST_URL_VAR} is not a Postgres URL: {server_url}"))?;
+        .with_context(|| format!("not a Postgres URL: {server_url}"))?;
     options.connect().await.with_context(|| {
         format!(
             "PostgreSQL does not answer at {server_url}: start it (.ci/run does) or set \
