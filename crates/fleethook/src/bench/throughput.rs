@@ -239,28 +239,33 @@ pub async fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
         report.body_bytes
     );
     println!();
-    let row = |label: &str, per_s: f64, seconds: f64| {
-        println!("  {label:<40} {per_s:>10.0} /s  ({seconds:.2} s)");
+    let row = |label: &str, per_s: f64, seconds: f64, cpu_us: Option<f64>| {
+        let cpu = cpu_us.map_or(String::new(), |us| format!(", {us:.0} µs CPU each"));
+        println!("  {label:<40} {per_s:>10.0} /s  ({seconds:.2} s{cpu})");
     };
     row(
         "raw loopback (client → receiver)",
         report.raw_per_s,
         report.raw_s,
+        report.raw_cpu_us,
     );
     row(
         "drain (full outbox → receiver)",
         report.deliveries_per_s,
         report.drain_s,
+        report.drain_cpu_us,
     );
     row(
         "end to end (ingest → receiver)",
         report.end_to_end_per_s,
         report.end_to_end_s,
+        report.end_to_end_cpu_us,
     );
     row(
         "fill (ingest, dispatcher stopped)",
         report.fill_per_s,
         report.fill_s,
+        None,
     );
     println!("  {:<40} {:>10.2}", "drain ÷ raw", report.ratio);
     println!("  {:<40} {:>10}", "duplicates", report.duplicates);
