@@ -33,7 +33,6 @@
 //!    `(vehicleId, value)`.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,19 +42,19 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use fleethook_wire::signal::SignalValue;
-use fleethook_wire::signing::hash_challenge;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::common::{answer_challenge, api_call, api_client, ms, BenchServer, Receiver};
 use super::{percentile, report_dir, write_report, BenchArgs, MachineFacts};
-use crate::clock::{Clock, ScaledClock};
+use crate::clock::ScaledClock;
 use crate::ids::{new_id, new_token};
 use crate::model::{App, Vehicle, VehicleMode};
-use crate::server::{ensure_default_app, open_store, RunningServer, ServerOptions};
+use crate::server::RunningServer;
 
 /// The scenario's name on the command line and in `target/bench/change-latency.json`.
 pub const NAME: &str = "change-latency";
@@ -285,50 +284,22 @@ pub async fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
 /// refused or not every change is delivered within the timeout.
 pub async fn run_scenario(config: ChangeLatencyConfig) -> anyhow::Result<ChangeLatencyReport> {
     config.validate()?;
-    let mut temp = None;
-    let database_url = match &config.database_url {
-        Some(url) => url.clone(),
-        None => {
-            let dir = TempDir::new()?;
-            let url = format!("sqlite://{}", dir.0.join("bench.db").display());
-            temp = Some(dir);
-            url
-        }
-    };
-    let store = open_store(&database_url).await?;
     let clock = Arc::new(ScaledClock::new(1.0));
-    let (app, _) = ensure_default_app(&store, None, clock.now_ms()).await?;
-
+    let bench =
+        BenchServer::start(config.database_url.as_deref(), clock, Default::default()).await?;
     let receiver = ReceiverState {
-        amt: app.management_token.clone(),
+        amt: bench.app.management_token.clone(),
         received: Arc::new(Mutex::new(Vec::new())),
     };
-    let receiver_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("cannot bind the receiver")?;
-    let receiver_url = format!("http://{}/hook", receiver_listener.local_addr()?);
-    let receiver_app = Router::new()
-        .route("/hook", post(receive))
-        .with_state(receiver.clone());
-    let receiver_task = tokio::spawn(async move {
-        let _ = axum::serve(receiver_listener, receiver_app).await;
-    });
-
-    let server = RunningServer::start(
-        store,
-        clock,
-        ServerOptions {
-            listen: "127.0.0.1:0".into(),
-            allow_private: true,
-            dispatcher: Default::default(),
-            background_dispatcher: true,
-        },
+    let hook = Receiver::start(
+        Router::new()
+            .route("/hook", post(receive))
+            .with_state(receiver.clone()),
     )
     .await?;
-    let result = measure(&config, &server, &app, &receiver, &receiver_url).await;
-    server.stop().await;
-    receiver_task.abort();
-    drop(temp);
+    let result = measure(&config, &bench.server, &bench.app, &receiver, &hook.url).await;
+    bench.stop().await;
+    hook.stop();
     result
 }
 
@@ -349,10 +320,7 @@ async fn measure(
     let clock = server.state.clock.clone();
     let base = server.url();
     let amt = app.management_token.as_str();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("cannot build the HTTP client")?;
+    let http = api_client()?;
 
     // --- setup (not measured) ---
     let setup_started = Instant::now();
@@ -597,34 +565,6 @@ fn change_of(index: usize, vehicles: usize) -> (usize, i64) {
     (index % vehicles, (SEED + round) % 100)
 }
 
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
-/// One management API call; fails unless it answers 2xx.
-async fn api_call(
-    http: &reqwest::Client,
-    amt: &str,
-    method: reqwest::Method,
-    url: String,
-    body: Option<Value>,
-) -> anyhow::Result<Value> {
-    let mut request = http.request(method, &url).bearer_auth(amt);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("{url} failed"))?;
-    let status = response.status();
-    let value: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!("{url} answered {status}: {value}");
-    }
-    Ok(value)
-}
-
 /// The receiver: answers the challenge, records every other payload, answers 200.
 async fn receive(State(state): State<ReceiverState>, body: Bytes) -> Response {
     let at = Instant::now();
@@ -635,7 +575,7 @@ async fn receive(State(state): State<ReceiverState>, body: Bytes) -> Response {
         .as_str()
         .or_else(|| payload["payload"]["challenge"].as_str())
     {
-        return Json(json!({ "challenge": hash_challenge(&state.amt, challenge) })).into_response();
+        return answer_challenge(&state.amt, challenge);
     }
     if payload["eventType"] == "VEHICLE_STATE" {
         let value = payload["data"]["signals"]
@@ -659,27 +599,4 @@ async fn receive(State(state): State<ReceiverState>, body: Bytes) -> Response {
         }
     }
     StatusCode::OK.into_response()
-}
-
-/// A temporary folder for the scenario's SQLite file, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> anyhow::Result<Self> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("fleethook-bench-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        Ok(TempDir(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
