@@ -44,6 +44,7 @@ macro_rules! conformance_cases {
             webhooks_round_trip_update_and_stay_in_their_app,
             delete_webhook_fails_its_pending_deliveries_and_drops_subscriptions,
             subscriptions_subscribe_once_unsubscribe_once_and_page,
+            bulk_create_and_subscribe_are_all_or_nothing_and_counted,
             enqueue_many_stores_pending_deliveries,
             enqueue_many_is_all_or_nothing,
             claim_due_takes_due_unleased_deliveries_in_order,
@@ -1382,6 +1383,93 @@ pub async fn delete_webhook_fails_its_pending_deliveries_and_drops_subscriptions
         .delete_webhook(&app.id, &doomed.id)
         .await
         .expect("delete_webhook"));
+}
+
+/// A fleet import: `create_vehicles` creates every vehicle or, on a conflict, none;
+/// `subscribe_many` subscribes each vehicle once and counts only the new subscriptions.
+pub async fn bulk_create_and_subscribe_are_all_or_nothing_and_counted(store: SharedStore) {
+    let app = new_app(&store, "import").await;
+    let webhook = new_webhook(&store, &app).await;
+    let fleet: Vec<Vehicle> = (0..1_200)
+        .map(|i| vehicle_of(&app, &format!("user-{}", i % 7), 10 + i))
+        .collect();
+    store
+        .create_vehicles(&fleet)
+        .await
+        .expect("create_vehicles of fresh vehicles");
+    let (listed, total) = store
+        .list_vehicles(
+            &app.id,
+            None,
+            Page {
+                limit: 2,
+                offset: 0,
+            },
+        )
+        .await
+        .expect("list_vehicles");
+    assert_eq!(total, 1_200, "every imported vehicle is there");
+    assert_eq!(
+        listed,
+        fleet[..2].to_vec(),
+        "imported vehicles read back whole"
+    );
+
+    let clash = vec![
+        vehicle_of(&app, "user-x", 5_000),
+        Vehicle {
+            vin: fleet[0].vin.clone(),
+            ..vehicle_of(&app, "user-y", 5_001)
+        },
+    ];
+    assert_conflict(
+        store.create_vehicles(&clash).await,
+        "an import with a VIN already in the app",
+    );
+    assert_eq!(
+        store.vehicle(&app.id, &clash[0].id).await.expect("vehicle"),
+        None,
+        "a failed import creates none of its vehicles"
+    );
+
+    let ids: Vec<String> = fleet.iter().map(|v| v.id.clone()).collect();
+    assert_eq!(
+        store
+            .subscribe(&webhook.id, &ids[0], 50)
+            .await
+            .expect("subscribe"),
+        true
+    );
+    assert_eq!(
+        store
+            .subscribe_many(&webhook.id, &ids, 100)
+            .await
+            .expect("subscribe_many"),
+        1_199,
+        "only the vehicles not yet subscribed count"
+    );
+    let (first, total) = store
+        .subscriptions(
+            &webhook.id,
+            Page {
+                limit: 1,
+                offset: 0,
+            },
+        )
+        .await
+        .expect("subscriptions");
+    assert_eq!(total, 1_200);
+    assert_eq!(
+        first[0].created_at, 50,
+        "an existing subscription keeps its time"
+    );
+    assert_eq!(
+        store
+            .subscribe_many(&webhook.id, &ids[..10], 200)
+            .await
+            .expect("subscribe_many"),
+        0
+    );
 }
 
 /// Subscribing twice is one subscription; unsubscribing twice finds nothing the second time;

@@ -697,6 +697,34 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn create_vehicles(&self, vehicles: &[Vehicle]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for chunk in vehicles.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO vehicles (id, app_id, user_id, access_token, make, model, year, vin, \
+                 mode, simulated, created_at) ",
+            );
+            insert.push_values(chunk, |mut b, v| {
+                b.push_bind(v.id.as_str())
+                    .push_bind(v.app_id.as_str())
+                    .push_bind(v.user_id.as_str())
+                    .push_bind(v.access_token.as_str())
+                    .push_bind(v.make.as_str())
+                    .push_bind(v.model.as_str())
+                    .push_bind(v.year)
+                    .push_bind(v.vin.as_str())
+                    .push_bind(v.mode.as_str())
+                    .push_bind(v.simulated)
+                    .push_bind(v.created_at);
+            });
+            insert.build().execute(&mut *tx).await.map_err(conflict(
+                "vehicle id, or VIN within the application, already in use",
+            ))?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn vehicle(&self, app_id: &str, id: &str) -> StoreResult<Option<Vehicle>> {
         let row = sqlx::query(&format!(
             "SELECT {VEHICLE_COLS} FROM vehicles WHERE id = ? AND app_id = ?"
@@ -981,6 +1009,30 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn subscribe_many(
+        &self,
+        webhook_id: &str,
+        vehicle_ids: &[String],
+        at: Millis,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write_tx().await?;
+        let mut added = 0;
+        for chunk in vehicle_ids.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO subscriptions (webhook_id, vehicle_id, created_at) ",
+            );
+            insert.push_values(chunk, |mut b, vehicle_id| {
+                b.push_bind(webhook_id)
+                    .push_bind(vehicle_id.as_str())
+                    .push_bind(at);
+            });
+            insert.push(" ON CONFLICT (webhook_id, vehicle_id) DO NOTHING");
+            added += insert.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
     }
 
     async fn unsubscribe(&self, webhook_id: &str, vehicle_id: &str) -> StoreResult<bool> {
