@@ -6,12 +6,19 @@
 //! Scenarios:
 //! - `change-latency` ([`change_latency`]): vehicleState deliveries at a fixed rate of signal
 //!   changes; p50, p99 and max from "ingest accepted" to "receiver got it".
+//! - `schedule-burst` ([`schedule_burst`]): a million vehicles due at one hourly boundary of
+//!   one scheduled webhook; seconds from the boundary to the last vehicle delivered, and the
+//!   peak memory meanwhile.
+//!
+//! What scenarios set up alike (server, receiver, API calls, memory) is in [`common`].
 //!
 //! Each scenario also runs in a tiny configuration in the test suite
 //! (`tests/bench_smoke.rs`), which asserts that it completes and counts correctly, never a
 //! time.
 
 pub mod change_latency;
+pub mod common;
+pub mod schedule_burst;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,12 +29,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The scenarios `fleethook bench` knows, by name.
-pub const SCENARIOS: &[&str] = &[change_latency::NAME];
+pub const SCENARIOS: &[&str] = &[change_latency::NAME, schedule_burst::NAME];
 
 /// Options of `fleethook bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// The scenario to run (known: change-latency).
+    /// The scenario to run (known: change-latency, schedule-burst).
     pub scenario: String,
     /// A shorter, smaller run of the scenario, for a quick look.
     #[arg(long)]
@@ -41,6 +48,7 @@ pub struct BenchArgs {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario.as_str() {
         change_latency::NAME => change_latency::run_cli(&args).await,
+        schedule_burst::NAME => schedule_burst::run_cli(&args).await,
         other => bail!(
             "unknown bench scenario {other:?}; known scenarios: {}",
             SCENARIOS.join(", ")
