@@ -45,6 +45,7 @@ macro_rules! conformance_cases {
             delete_webhook_fails_its_pending_deliveries_and_drops_subscriptions,
             subscriptions_subscribe_once_unsubscribe_once_and_page,
             bulk_create_and_subscribe_are_all_or_nothing_and_counted,
+            schedule_page_reads_subscribers_by_id_with_their_signals,
             enqueue_many_stores_pending_deliveries,
             enqueue_many_is_all_or_nothing,
             claim_due_takes_due_unleased_deliveries_in_order,
@@ -1469,6 +1470,107 @@ pub async fn bulk_create_and_subscribe_are_all_or_nothing_and_counted(store: Sha
             .await
             .expect("subscribe_many"),
         0
+    );
+}
+
+/// A schedule page: the webhook's vehicles subscribed before the boundary, by id after the
+/// cursor, each with every signal exactly as `signals` reads it back (bodies of any shape,
+/// with or without an OEM time); a vehicle without signals has none.
+pub async fn schedule_page_reads_subscribers_by_id_with_their_signals(store: SharedStore) {
+    let app = new_app(&store, "scheduled").await;
+    let webhook = new_webhook(&store, &app).await;
+    let other = new_webhook(&store, &app).await;
+    let mut early: Vec<Vehicle> = Vec::new();
+    for i in 0..3 {
+        early.push(new_vehicle(&store, &app, "user", i).await);
+    }
+    let late = new_vehicle(&store, &app, "user", 9).await;
+    let range = json!({"unit": "kilometers", "value": 53.1,
+                       "additionalValues": [{"type": "ESTIMATED", "value": 49.8}]});
+    let name = json!({"value": "Çà \"va\" \u{1F697}", "n": 12345678901234_i64, "x": null});
+    store
+        .apply_ingest(
+            &early[0].id,
+            &[
+                SignalValue {
+                    oem_updated_at: Some(1_500),
+                    ..signal(SOC, json!({"unit": "percent", "value": 78}), 2_000)
+                },
+                signal(RANGE, range, 2_000),
+                signal("vehicleidentification-nickname", name, 2_001),
+            ],
+            None,
+            2_000,
+        )
+        .await
+        .expect("ingest");
+    store
+        .apply_ingest(
+            &early[2].id,
+            &[signal(PLUGGED, json!({"value": true}), 3_000)],
+            None,
+            3_000,
+        )
+        .await
+        .expect("ingest");
+    for v in &early {
+        store
+            .subscribe(&webhook.id, &v.id, 100)
+            .await
+            .expect("subscribe");
+        store
+            .subscribe(&other.id, &v.id, 100)
+            .await
+            .expect("subscribe");
+    }
+    store
+        .subscribe(&webhook.id, &late.id, 500)
+        .await
+        .expect("subscribe");
+
+    early.sort_by(|a, b| a.id.cmp(&b.id));
+    let page = store
+        .schedule_page(&webhook.id, 300, None, 10)
+        .await
+        .expect("schedule_page");
+    assert_eq!(
+        page.iter().map(|v| v.vehicle.clone()).collect::<Vec<_>>(),
+        early,
+        "subscribed before the boundary, by id; the later subscriber waits"
+    );
+    for v in &page {
+        assert_eq!(
+            v.signals,
+            store.signals(&v.vehicle.id).await.expect("signals"),
+            "a page's signals are the vehicle's signals"
+        );
+    }
+    assert_eq!(page.iter().map(|v| v.signals.len()).sum::<usize>(), 4);
+
+    let first = store
+        .schedule_page(&webhook.id, 300, None, 2)
+        .await
+        .expect("schedule_page");
+    let rest = store
+        .schedule_page(&webhook.id, 300, Some(&first[1].vehicle.id), 2)
+        .await
+        .expect("schedule_page");
+    assert_eq!(
+        first
+            .iter()
+            .chain(&rest)
+            .map(|v| v.vehicle.id.clone())
+            .collect::<Vec<_>>(),
+        early.iter().map(|v| v.id.clone()).collect::<Vec<_>>(),
+        "pages continue after the cursor"
+    );
+    assert_eq!(
+        store
+            .schedule_page(&webhook.id, 1_000, None, 10)
+            .await
+            .expect("schedule_page")
+            .len(),
+        4
     );
 }
 

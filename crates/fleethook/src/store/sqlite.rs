@@ -1441,8 +1441,13 @@ impl Store for SqliteStore {
         after_vehicle: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<VehicleSignals>> {
+        // One row per vehicle, its signals folded into one JSON array by SQLite: a page of a
+        // large boundary is a thousand rows, not a thousand plus one per signal, each of which
+        // the driver would hand across threads on its own.
         let rows = sqlx::query(&format!(
-            "SELECT {} FROM subscriptions s JOIN vehicles v ON v.id = s.vehicle_id \
+            "SELECT {}, (SELECT json_group_array(json_array(g.code, json(g.body), \
+             g.oem_updated_at, g.retrieved_at)) FROM signals g WHERE g.vehicle_id = v.id) AS signals \
+             FROM subscriptions s JOIN vehicles v ON v.id = s.vehicle_id \
              WHERE s.webhook_id = ? AND s.created_at < ? AND s.vehicle_id > ? \
              ORDER BY s.vehicle_id LIMIT ?",
             prefixed_vehicle_cols()
@@ -1453,11 +1458,28 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.readers)
         .await?;
-        let vehicles = rows
-            .iter()
-            .map(vehicle_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        self.with_signals(vehicles).await
+        rows.iter()
+            .map(|row| {
+                let folded: String = row.try_get("signals")?;
+                let folded: Vec<(String, Value, Option<Millis>, Millis)> =
+                    from_json(&folded, "vehicle signals")?;
+                Ok(VehicleSignals {
+                    vehicle: vehicle_from_row(row)?,
+                    signals: folded
+                        .into_iter()
+                        .map(|(code, body, oem_updated_at, retrieved_at)| {
+                            let value = SignalValue {
+                                code: code.clone(),
+                                body,
+                                oem_updated_at,
+                                retrieved_at,
+                            };
+                            (code, value)
+                        })
+                        .collect(),
+                })
+            })
+            .collect()
     }
 
     async fn schedule_progress(
