@@ -5,7 +5,8 @@
 //! last vehicle id enqueued for it). A boundary is delivered page by page; each page's payloads
 //! and the cursor move are one transaction, fenced on the cursor read, so a crash or a second
 //! node resumes where the last page ended and no vehicle gets a boundary twice or not at all.
-//! Memory is one page, whatever the fleet size, and nothing grows with boundaries passed.
+//! The next page is read while a page is written, so memory is two pages, whatever the fleet
+//! size, and nothing grows with boundaries passed.
 
 use fleethook_wire::v2::VehicleInfo;
 
@@ -82,10 +83,10 @@ async fn fire(
     // The fence: what the store holds now (the first page rewrites a caught-up boundary).
     let mut stored_boundary = due.boundary_at;
     let mut enqueued = 0;
+    let mut page = store
+        .schedule_page(&webhook.id, boundary, cursor.as_deref(), PAGE)
+        .await?;
     loop {
-        let page = store
-            .schedule_page(&webhook.id, boundary, cursor.as_deref(), PAGE)
-            .await?;
         let last_page = (page.len() as i64) < PAGE;
         let new_cursor = page.last().map(|v| v.vehicle.id.clone()).or(cursor.clone());
         let mut deliveries = Vec::new();
@@ -123,7 +124,18 @@ async fn fire(
             new_cursor: if last_page { None } else { new_cursor.clone() },
             next_boundary_at: if last_page { Some(following) } else { None },
         };
-        if !store.schedule_progress(&step, &deliveries).await? {
+        // Unless this is the last page, the next one is read while this one is written: it
+        // lies after this page's last vehicle, which the write does not touch.
+        let (applied, next) = if last_page {
+            (store.schedule_progress(&step, &deliveries).await, None)
+        } else {
+            let (applied, next) = tokio::join!(
+                store.schedule_progress(&step, &deliveries),
+                store.schedule_page(&webhook.id, boundary, new_cursor.as_deref(), PAGE),
+            );
+            (applied, Some(next))
+        };
+        if !applied? {
             // Someone else (another node) moved this schedule: leave it to them.
             return Ok(enqueued);
         }
@@ -131,9 +143,10 @@ async fn fire(
         if !deliveries.is_empty() {
             on_enqueued();
         }
-        if last_page {
+        let Some(next) = next else {
             return Ok(enqueued);
-        }
+        };
+        page = next?;
         cursor = new_cursor;
         stored_boundary = boundary;
     }
