@@ -49,8 +49,10 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::common::{answer_challenge, api_call, api_client, ms, BenchServer, Receiver};
-use super::{percentile, report_dir, write_report, BenchArgs, MachineFacts};
+use super::common::{
+    answer_challenge, api_call, api_client, ms, write_scenario_report, BenchServer, Receiver,
+};
+use super::{percentile, BenchArgs, MachineFacts};
 use crate::clock::ScaledClock;
 use crate::ids::{new_id, new_token};
 use crate::model::{App, Vehicle, VehicleMode};
@@ -260,23 +262,7 @@ pub async fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
         "drain after last change", report.drain_s
     );
 
-    let mut json = serde_json::to_value(&report).context("cannot serialise the report")?;
-    if let Value::Object(map) = &mut json {
-        map.insert("scenario".into(), json!(NAME));
-        map.insert("quick".into(), json!(args.quick));
-        map.insert(
-            "config".into(),
-            serde_json::to_value(&config).context("cannot serialise the config")?,
-        );
-        map.insert(
-            "machine".into(),
-            serde_json::to_value(&machine).context("cannot serialise the machine facts")?,
-        );
-    }
-    let path = write_report(&report_dir(), NAME, &json)?;
-    println!();
-    println!("  written to {}", path.display());
-    Ok(())
+    write_scenario_report(NAME, args.quick, &report, &config, &machine)
 }
 
 /// Runs the scenario once: starts the server and the receiver, builds the fleet, drives the

@@ -9,9 +9,11 @@ use anyhow::{bail, Context};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use fleethook_wire::signing::hash_challenge;
+use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
+use super::{report_dir, write_report, MachineFacts};
 use crate::clock::SharedClock;
 use crate::delivery::DispatcherSettings;
 use crate::model::App;
@@ -131,6 +133,34 @@ pub async fn api_call(
     Ok(value)
 }
 
+/// Writes a scenario's report to `target/bench/NAME.json`: the report's fields, then the
+/// scenario's name, whether it was `--quick`, its configuration and the machine; prints where.
+pub fn write_scenario_report(
+    name: &str,
+    quick: bool,
+    report: &impl Serialize,
+    config: &impl Serialize,
+    machine: &MachineFacts,
+) -> anyhow::Result<()> {
+    let mut json = serde_json::to_value(report).context("cannot serialise the report")?;
+    if let Value::Object(map) = &mut json {
+        map.insert("scenario".into(), json!(name));
+        map.insert("quick".into(), json!(quick));
+        map.insert(
+            "config".into(),
+            serde_json::to_value(config).context("cannot serialise the config")?,
+        );
+        map.insert(
+            "machine".into(),
+            serde_json::to_value(machine).context("cannot serialise the machine facts")?,
+        );
+    }
+    let path = write_report(&report_dir(), name, &json)?;
+    println!();
+    println!("  written to {}", path.display());
+    Ok(())
+}
+
 /// A duration in milliseconds.
 pub fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
@@ -140,20 +170,21 @@ pub fn ms(duration: Duration) -> f64 {
 /// `/proc/self/status`), in bytes; `None` where there is no such file.
 pub fn memory_of_self() -> (Option<u64>, Option<u64>) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| {
-                rest.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-            .map(|kb| kb * 1024)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
+    (kb_field(&status, "VmHWM:"), kb_field(&status, "VmRSS:"))
+}
+
+/// The value of a `Name:   123 kB` line of a `/proc` file, in bytes.
+pub fn kb_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map(|kb| kb * 1024)
 }
 
 /// Resets this process's peak resident memory (`VmHWM`) to its current size by writing `5`

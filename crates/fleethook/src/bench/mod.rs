@@ -89,17 +89,7 @@ impl MachineFacts {
     /// Reads the facts of this machine.
     pub fn collect() -> MachineFacts {
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let mem_total_bytes = meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|rest| {
-                rest.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-            .map(|kb| kb * 1024);
+        let mem_total_bytes = common::kb_field(&meminfo, "MemTotal:");
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
