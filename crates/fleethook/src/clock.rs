@@ -1,6 +1,7 @@
 //! The platform clock: the one source of "now" for schedules, retries, cadences and payload
 //! timestamps. Real time, real time sped up by `FLEETHOOK_TIME_SCALE`, or a manual clock that
-//! tests move by hand so hours of schedules run in milliseconds.
+//! tests move by hand so hours of schedules run in milliseconds, or a real-time clock that
+//! can jump forward (benchmarks).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -97,6 +98,55 @@ impl Clock for ScaledClock {
     }
 }
 
+/// Real time from a starting point that can be moved forward: platform time runs at real
+/// speed from `start`, and [`JumpClock::jump_to`] skips ahead (waking every sleeper, like the
+/// manual clock). Benchmarks use it to build a large fleet well before a boundary and then
+/// jump to just before it, so the boundary comes in real time without waiting up to an hour.
+pub struct JumpClock {
+    origin_instant: Instant,
+    /// Platform time at `origin_instant`, in epoch milliseconds; only grows.
+    origin: AtomicI64,
+    jumps: watch::Sender<Millis>,
+}
+
+impl JumpClock {
+    /// A real-time clock that reads `start` now.
+    pub fn new(start: Millis) -> Arc<Self> {
+        let (jumps, _) = watch::channel(start);
+        Arc::new(JumpClock {
+            origin_instant: Instant::now(),
+            origin: AtomicI64::new(start),
+            jumps,
+        })
+    }
+
+    fn elapsed_ms(&self) -> Millis {
+        self.origin_instant.elapsed().as_millis() as Millis
+    }
+
+    /// Moves the clock forward so it reads `at` now (never backwards: time that runs back
+    /// would re-fire schedules), and wakes everything sleeping on it.
+    pub fn jump_to(&self, at: Millis) {
+        let origin = at - self.elapsed_ms();
+        self.origin.fetch_max(origin, Ordering::SeqCst);
+        self.jumps.send_replace(self.now_ms());
+    }
+}
+
+impl Clock for JumpClock {
+    fn now_ms(&self) -> Millis {
+        self.origin.load(Ordering::SeqCst) + self.elapsed_ms()
+    }
+
+    fn real_wait_until(&self, at: Millis) -> Option<Duration> {
+        Some(Duration::from_millis((at - self.now_ms()).max(0) as u64))
+    }
+
+    fn jumps(&self) -> watch::Receiver<Millis> {
+        self.jumps.subscribe()
+    }
+}
+
 /// A clock that stands still until a test moves it.
 pub struct ManualClock {
     now: AtomicI64,
@@ -172,6 +222,31 @@ mod tests {
         tokio::task::yield_now().await;
         clock.advance(Duration::from_secs(60));
         waiter.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn jump_clock_runs_in_real_time_and_jumps_forward_only() {
+        let clock = JumpClock::new(1_000_000);
+        let start = clock.now_ms();
+        assert!((1_000_000..1_000_000 + 1_000).contains(&start), "{start}");
+        let waiter = {
+            let clock = clock.clone();
+            tokio::spawn(async move { sleep_until(clock.as_ref(), 1_000_000 + 3_600_000).await })
+        };
+        tokio::task::yield_now().await;
+        clock.jump_to(1_000_000 + 3_600_000 - 1_000);
+        let now = clock.now_ms();
+        assert!(
+            (1_000_000 + 3_600_000 - 1_000..1_000_000 + 3_600_000).contains(&now),
+            "{now}"
+        );
+        // The jump wakes the sleeper, not an hour later; the rest is a real-time wait.
+        waiter.await.unwrap();
+        assert!(
+            clock.real_wait_until(1_000_000 + 3_600_000).unwrap() <= Duration::from_millis(1_000)
+        );
+        clock.jump_to(0);
+        assert!(clock.now_ms() >= now, "never backwards");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! Times are never asserted (they depend on the machine); only counts are.
 
 use fleethook::bench::change_latency::{run_scenario, ChangeLatencyConfig};
+use fleethook::bench::schedule_burst::{self, ScheduleBurstConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_latency_delivers_every_change_exactly_once() {
@@ -49,4 +50,27 @@ async fn throughput_delivers_every_payload_of_every_phase_once() {
     assert_eq!(report.outbox_pending_after, 0, "nothing left in the outbox");
     assert_eq!(report.backend, "sqlite");
     assert!(report.body_bytes > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_burst_delivers_every_vehicle_exactly_once() {
+    let config = ScheduleBurstConfig::smoke();
+    let vehicles = config.vehicles;
+    assert!(
+        vehicles > config.setup_batch,
+        "setup runs in several batches"
+    );
+    let report = schedule_burst::run_scenario(config)
+        .await
+        .expect("the schedule-burst scenario completes");
+    assert_eq!(report.vehicles, vehicles);
+    assert_eq!(
+        report.vehicles_delivered, vehicles,
+        "every vehicle was delivered"
+    );
+    assert_eq!(report.duplicates, 0, "no vehicle was delivered twice");
+    assert_eq!(report.unknown_vehicles, 0, "no body named a stranger");
+    assert_eq!(report.error_items, 0, "every item is a value, not an error");
+    assert!(report.bodies >= 1);
+    assert_eq!(report.outbox_pending_after, 0, "nothing left in the outbox");
 }

@@ -42,21 +42,21 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use fleethook_wire::signal::SignalValue;
-use fleethook_wire::signing::hash_challenge;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{
-    api_call, bench_vehicle, ms, percentile, report_dir, write_report, BenchArgs, BenchDatabase,
-    MachineFacts,
+use super::common::{
+    answer_challenge, api_call, api_client, ms, write_scenario_report, BenchServer, Receiver,
 };
-use crate::clock::{Clock, ScaledClock};
-use crate::model::App;
-use crate::server::{ensure_default_app, open_store, RunningServer, ServerOptions};
+use super::{percentile, BenchArgs, MachineFacts};
+use crate::clock::ScaledClock;
+use crate::ids::{new_id, new_token};
+use crate::model::{App, Vehicle, VehicleMode};
+use crate::server::RunningServer;
 
 /// The scenario's name on the command line and in `target/bench/change-latency.json`.
 pub const NAME: &str = "change-latency";
@@ -262,23 +262,7 @@ pub async fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
         "drain after last change", report.drain_s
     );
 
-    let mut json = serde_json::to_value(&report).context("cannot serialise the report")?;
-    if let Value::Object(map) = &mut json {
-        map.insert("scenario".into(), json!(NAME));
-        map.insert("quick".into(), json!(args.quick));
-        map.insert(
-            "config".into(),
-            serde_json::to_value(&config).context("cannot serialise the config")?,
-        );
-        map.insert(
-            "machine".into(),
-            serde_json::to_value(&machine).context("cannot serialise the machine facts")?,
-        );
-    }
-    let path = write_report(&report_dir(), NAME, &json)?;
-    println!();
-    println!("  written to {}", path.display());
-    Ok(())
+    write_scenario_report(NAME, args.quick, &report, &config, &machine)
 }
 
 /// Runs the scenario once: starts the server and the receiver, builds the fleet, drives the
@@ -286,41 +270,22 @@ pub async fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
 /// refused or not every change is delivered within the timeout.
 pub async fn run_scenario(config: ChangeLatencyConfig) -> anyhow::Result<ChangeLatencyReport> {
     config.validate()?;
-    let database = BenchDatabase::prepare(config.database_url.as_deref()).await?;
-    let store = open_store(database.url()).await?;
     let clock = Arc::new(ScaledClock::new(1.0));
-    let (app, _) = ensure_default_app(&store, None, clock.now_ms()).await?;
-
+    let bench =
+        BenchServer::start(config.database_url.as_deref(), clock, Default::default()).await?;
     let receiver = ReceiverState {
-        amt: app.management_token.clone(),
+        amt: bench.app.management_token.clone(),
         received: Arc::new(Mutex::new(Vec::new())),
     };
-    let receiver_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("cannot bind the receiver")?;
-    let receiver_url = format!("http://{}/hook", receiver_listener.local_addr()?);
-    let receiver_app = Router::new()
-        .route("/hook", post(receive))
-        .with_state(receiver.clone());
-    let receiver_task = tokio::spawn(async move {
-        let _ = axum::serve(receiver_listener, receiver_app).await;
-    });
-
-    let server = RunningServer::start(
-        store,
-        clock,
-        ServerOptions {
-            listen: "127.0.0.1:0".into(),
-            allow_private: true,
-            dispatcher: Default::default(),
-            background_dispatcher: true,
-        },
+    let hook = Receiver::start(
+        Router::new()
+            .route("/hook", post(receive))
+            .with_state(receiver.clone()),
     )
     .await?;
-    let result = measure(&config, &server, &app, &receiver, &receiver_url).await;
-    server.stop().await;
-    receiver_task.abort();
-    drop(database);
+    let result = measure(&config, &bench.server, &bench.app, &receiver, &hook.url).await;
+    bench.stop().await;
+    hook.stop();
     result
 }
 
@@ -341,17 +306,26 @@ async fn measure(
     let clock = server.state.clock.clone();
     let base = server.url();
     let amt = app.management_token.as_str();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("cannot build the HTTP client")?;
+    let http = api_client()?;
 
     // --- setup (not measured) ---
     let setup_started = Instant::now();
     let mut vehicle_ids = Vec::with_capacity(config.vehicles);
     for index in 0..config.vehicles {
         let now = clock.now_ms();
-        let vehicle = bench_vehicle(app, index, now);
+        let vehicle = Vehicle {
+            id: new_id(),
+            app_id: app.id.clone(),
+            user_id: format!("bench-user-{index:06}"),
+            access_token: new_token("vat_"),
+            make: "TESLA".into(),
+            model: "Model 3".into(),
+            year: 2020,
+            vin: format!("BENCH{index:012}"),
+            mode: VehicleMode::Live,
+            simulated: false,
+            created_at: now,
+        };
         store.create_vehicle(&vehicle).await?;
         let seed = SignalValue {
             code: SIGNAL.into(),
@@ -587,7 +561,7 @@ async fn receive(State(state): State<ReceiverState>, body: Bytes) -> Response {
         .as_str()
         .or_else(|| payload["payload"]["challenge"].as_str())
     {
-        return Json(json!({ "challenge": hash_challenge(&state.amt, challenge) })).into_response();
+        return answer_challenge(&state.amt, challenge);
     }
     if payload["eventType"] == "VEHICLE_STATE" {
         let value = payload["data"]["signals"]

@@ -6,17 +6,25 @@
 //! Scenarios:
 //! - `change-latency` ([`change_latency`]): vehicleState deliveries at a fixed rate of signal
 //!   changes; p50, p99 and max from "ingest accepted" to "receiver got it".
+//! - `schedule-burst` ([`schedule_burst`]): a million vehicles due at one hourly boundary of
+//!   one scheduled webhook; seconds from the boundary to the last vehicle delivered, and the
+//!   peak memory meanwhile.
+//! - `throughput` ([`throughput`]): deliveries per second draining a full outbox and end to
+//!   end from the ingest API, against the raw loopback limit of the same client and receiver.
+//!
+//! What scenarios set up alike (server, receiver, API calls, memory) is in [`common`].
 //!
 //! Each scenario also runs in a tiny configuration in the test suite
 //! (`tests/bench_smoke.rs`), which asserts that it completes and counts correctly, never a
 //! time.
 
 pub mod change_latency;
+pub mod common;
+pub mod schedule_burst;
 pub mod throughput;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -27,14 +35,15 @@ use crate::clock::Millis;
 use crate::ids::{new_id, new_token};
 use crate::model::{App, Vehicle, VehicleMode};
 use crate::store::postgres::scratch::ScratchDatabase;
+use common::TempDir;
 
 /// The scenarios `fleethook bench` knows, by name.
-pub const SCENARIOS: &[&str] = &[change_latency::NAME, throughput::NAME];
+pub const SCENARIOS: &[&str] = &[change_latency::NAME, throughput::NAME, schedule_burst::NAME];
 
 /// Options of `fleethook bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// The scenario to run (known: change-latency, throughput).
+    /// The scenario to run (known: change-latency, throughput, schedule-burst).
     pub scenario: String,
     /// A shorter, smaller run of the scenario, for a quick look.
     #[arg(long)]
@@ -53,6 +62,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario.as_str() {
         change_latency::NAME => change_latency::run_cli(&args).await,
         throughput::NAME => throughput::run_cli(&args).await,
+        schedule_burst::NAME => schedule_burst::run_cli(&args).await,
         other => bail!(
             "unknown bench scenario {other:?}; known scenarios: {}",
             SCENARIOS.join(", ")
@@ -93,17 +103,7 @@ impl MachineFacts {
     /// Reads the facts of this machine.
     pub fn collect() -> MachineFacts {
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let mem_total_bytes = meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|rest| {
-                rest.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-            .map(|kb| kb * 1024);
+        let mem_total_bytes = common::kb_field(&meminfo, "MemTotal:");
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
@@ -184,58 +184,6 @@ pub fn process_cpu_seconds() -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
-/// Milliseconds of a duration, as a float.
-pub fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
-/// One management API call; fails unless it answers 2xx.
-pub async fn api_call(
-    http: &reqwest::Client,
-    amt: &str,
-    method: reqwest::Method,
-    url: String,
-    body: Option<Value>,
-) -> anyhow::Result<Value> {
-    let mut request = http.request(method, &url).bearer_auth(amt);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("{url} failed"))?;
-    let status = response.status();
-    let value: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!("{url} answered {status}: {value}");
-    }
-    Ok(value)
-}
-
-/// A temporary folder for the scenario's SQLite file, removed when dropped.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new() -> anyhow::Result<Self> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("fleethook-bench-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        Ok(TempDir(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Vehicle `index` of a benchmark fleet of `app`: a live Tesla with a unique user and VIN.
 pub fn bench_vehicle(app: &App, index: usize, now: Millis) -> Vehicle {
     Vehicle {
@@ -270,7 +218,7 @@ impl BenchDatabase {
         match database_url {
             None => {
                 let dir = TempDir::new()?;
-                let url = format!("sqlite://{}", dir.0.join("bench.db").display());
+                let url = format!("sqlite://{}", dir.path().join("bench.db").display());
                 Ok(BenchDatabase::Scratch(dir, url))
             }
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(

@@ -50,10 +50,8 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use super::{
-    api_call, bench_vehicle, process_cpu_seconds, report_dir, write_report, BenchArgs,
-    BenchDatabase, MachineFacts,
-};
+use super::common::{api_call, write_scenario_report};
+use super::{bench_vehicle, process_cpu_seconds, BenchArgs, BenchDatabase, MachineFacts};
 use crate::clock::{ScaledClock, SharedClock};
 use crate::delivery::{build_client, DispatcherSettings};
 use crate::model::{App, Page, Vehicle};
@@ -274,23 +272,7 @@ pub async fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
         "left in the outbox", report.outbox_pending_after
     );
 
-    let mut json = serde_json::to_value(&report).context("cannot serialise the report")?;
-    if let Value::Object(map) = &mut json {
-        map.insert("scenario".into(), json!(NAME));
-        map.insert("quick".into(), json!(args.quick));
-        map.insert(
-            "config".into(),
-            serde_json::to_value(&config).context("cannot serialise the config")?,
-        );
-        map.insert(
-            "machine".into(),
-            serde_json::to_value(&machine).context("cannot serialise the machine facts")?,
-        );
-    }
-    let path = write_report(&report_dir(), NAME, &json)?;
-    println!();
-    println!("  written to {}", path.display());
-    Ok(())
+    write_scenario_report(NAME, args.quick, &report, &config, &machine)
 }
 
 /// Runs the scenario once (see the module documentation) and returns what it measured. Fails

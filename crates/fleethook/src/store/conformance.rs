@@ -45,6 +45,8 @@ macro_rules! conformance_cases {
             delete_webhook_fails_its_pending_deliveries_and_drops_subscriptions,
             subscriptions_subscribe_once_unsubscribe_once_and_page,
             subscribed_webhooks_many_matches_one_vehicle_at_a_time,
+            bulk_create_and_subscribe_are_all_or_nothing_and_counted,
+            schedule_page_reads_subscribers_by_id_with_their_signals,
             enqueue_many_stores_pending_deliveries,
             enqueue_many_is_all_or_nothing,
             claim_due_takes_due_unleased_deliveries_in_order,
@@ -1383,6 +1385,191 @@ pub async fn delete_webhook_fails_its_pending_deliveries_and_drops_subscriptions
         .delete_webhook(&app.id, &doomed.id)
         .await
         .expect("delete_webhook"));
+}
+
+/// A fleet import: `create_vehicles` creates every vehicle or, on a conflict, none;
+/// `subscribe_many` subscribes each vehicle once and counts only the new subscriptions.
+pub async fn bulk_create_and_subscribe_are_all_or_nothing_and_counted(store: SharedStore) {
+    let app = new_app(&store, "import").await;
+    let webhook = new_webhook(&store, &app).await;
+    let fleet: Vec<Vehicle> = (0..1_200)
+        .map(|i| vehicle_of(&app, &format!("user-{}", i % 7), 10 + i))
+        .collect();
+    store
+        .create_vehicles(&fleet)
+        .await
+        .expect("create_vehicles of fresh vehicles");
+    let (listed, total) = store
+        .list_vehicles(
+            &app.id,
+            None,
+            Page {
+                limit: 2,
+                offset: 0,
+            },
+        )
+        .await
+        .expect("list_vehicles");
+    assert_eq!(total, 1_200, "every imported vehicle is there");
+    assert_eq!(
+        listed,
+        fleet[..2].to_vec(),
+        "imported vehicles read back whole"
+    );
+
+    let clash = vec![
+        vehicle_of(&app, "user-x", 5_000),
+        Vehicle {
+            vin: fleet[0].vin.clone(),
+            ..vehicle_of(&app, "user-y", 5_001)
+        },
+    ];
+    assert_conflict(
+        store.create_vehicles(&clash).await,
+        "an import with a VIN already in the app",
+    );
+    assert_eq!(
+        store.vehicle(&app.id, &clash[0].id).await.expect("vehicle"),
+        None,
+        "a failed import creates none of its vehicles"
+    );
+
+    let ids: Vec<String> = fleet.iter().map(|v| v.id.clone()).collect();
+    assert!(store
+        .subscribe(&webhook.id, &ids[0], 50)
+        .await
+        .expect("subscribe"));
+    assert_eq!(
+        store
+            .subscribe_many(&webhook.id, &ids, 100)
+            .await
+            .expect("subscribe_many"),
+        1_199,
+        "only the vehicles not yet subscribed count"
+    );
+    let (first, total) = store
+        .subscriptions(
+            &webhook.id,
+            Page {
+                limit: 1,
+                offset: 0,
+            },
+        )
+        .await
+        .expect("subscriptions");
+    assert_eq!(total, 1_200);
+    assert_eq!(
+        first[0].created_at, 50,
+        "an existing subscription keeps its time"
+    );
+    assert_eq!(
+        store
+            .subscribe_many(&webhook.id, &ids[..10], 200)
+            .await
+            .expect("subscribe_many"),
+        0
+    );
+}
+
+/// A schedule page: the webhook's vehicles subscribed before the boundary, by id after the
+/// cursor, each with every signal exactly as `signals` reads it back (bodies of any shape,
+/// with or without an OEM time); a vehicle without signals has none.
+pub async fn schedule_page_reads_subscribers_by_id_with_their_signals(store: SharedStore) {
+    let app = new_app(&store, "scheduled").await;
+    let webhook = new_webhook(&store, &app).await;
+    let other = new_webhook(&store, &app).await;
+    let mut early: Vec<Vehicle> = Vec::new();
+    for i in 0..3 {
+        early.push(new_vehicle(&store, &app, "user", i).await);
+    }
+    let late = new_vehicle(&store, &app, "user", 9).await;
+    let range = json!({"unit": "kilometers", "value": 53.1,
+                       "additionalValues": [{"type": "ESTIMATED", "value": 49.8}]});
+    let name = json!({"value": "Çà \"va\" \u{1F697}", "n": 12345678901234_i64, "x": null});
+    store
+        .apply_ingest(
+            &early[0].id,
+            &[
+                SignalValue {
+                    oem_updated_at: Some(1_500),
+                    ..signal(SOC, json!({"unit": "percent", "value": 78}), 2_000)
+                },
+                signal(RANGE, range, 2_000),
+                signal("vehicleidentification-nickname", name, 2_001),
+            ],
+            None,
+            2_000,
+        )
+        .await
+        .expect("ingest");
+    store
+        .apply_ingest(
+            &early[2].id,
+            &[signal(PLUGGED, json!({"value": true}), 3_000)],
+            None,
+            3_000,
+        )
+        .await
+        .expect("ingest");
+    for v in &early {
+        store
+            .subscribe(&webhook.id, &v.id, 100)
+            .await
+            .expect("subscribe");
+        store
+            .subscribe(&other.id, &v.id, 100)
+            .await
+            .expect("subscribe");
+    }
+    store
+        .subscribe(&webhook.id, &late.id, 500)
+        .await
+        .expect("subscribe");
+
+    early.sort_by(|a, b| a.id.cmp(&b.id));
+    let page = store
+        .schedule_page(&webhook.id, 300, None, 10)
+        .await
+        .expect("schedule_page");
+    assert_eq!(
+        page.iter().map(|v| v.vehicle.clone()).collect::<Vec<_>>(),
+        early,
+        "subscribed before the boundary, by id; the later subscriber waits"
+    );
+    for v in &page {
+        assert_eq!(
+            v.signals,
+            store.signals(&v.vehicle.id).await.expect("signals"),
+            "a page's signals are the vehicle's signals"
+        );
+    }
+    assert_eq!(page.iter().map(|v| v.signals.len()).sum::<usize>(), 4);
+
+    let first = store
+        .schedule_page(&webhook.id, 300, None, 2)
+        .await
+        .expect("schedule_page");
+    let rest = store
+        .schedule_page(&webhook.id, 300, Some(&first[1].vehicle.id), 2)
+        .await
+        .expect("schedule_page");
+    assert_eq!(
+        first
+            .iter()
+            .chain(&rest)
+            .map(|v| v.vehicle.id.clone())
+            .collect::<Vec<_>>(),
+        early.iter().map(|v| v.id.clone()).collect::<Vec<_>>(),
+        "pages continue after the cursor"
+    );
+    assert_eq!(
+        store
+            .schedule_page(&webhook.id, 1_000, None, 10)
+            .await
+            .expect("schedule_page")
+            .len(),
+        4
+    );
 }
 
 /// Subscribing twice is one subscription; unsubscribing twice finds nothing the second time;

@@ -157,6 +157,15 @@ pub trait Store: Send + Sync + 'static {
 
     // --- vehicles ---
     async fn create_vehicle(&self, vehicle: &Vehicle) -> StoreResult<()>;
+    /// Creates many vehicles at once (a fleet import), all or none: a store that can does it
+    /// in one transaction. Conflict as [`Store::create_vehicle`]. The default creates them one
+    /// by one.
+    async fn create_vehicles(&self, vehicles: &[Vehicle]) -> StoreResult<()> {
+        for vehicle in vehicles {
+            self.create_vehicle(vehicle).await?;
+        }
+        Ok(())
+    }
     async fn vehicle(&self, app_id: &str, id: &str) -> StoreResult<Option<Vehicle>>;
     /// The vehicle whose access token this is (the token's user may own others).
     async fn vehicle_by_token(&self, token: &str) -> StoreResult<Option<Vehicle>>;
@@ -245,6 +254,20 @@ pub trait Store: Send + Sync + 'static {
     // --- subscriptions ---
     /// Subscribes; `false` when the vehicle already was.
     async fn subscribe(&self, webhook_id: &str, vehicle_id: &str, at: Millis) -> StoreResult<bool>;
+    /// Subscribes many vehicles at once (one transaction where the store can); returns how
+    /// many were not subscribed before. The default subscribes them one by one.
+    async fn subscribe_many(
+        &self,
+        webhook_id: &str,
+        vehicle_ids: &[String],
+        at: Millis,
+    ) -> StoreResult<u64> {
+        let mut added = 0;
+        for vehicle_id in vehicle_ids {
+            added += u64::from(self.subscribe(webhook_id, vehicle_id, at).await?);
+        }
+        Ok(added)
+    }
     /// Unsubscribes; `false` when it was not subscribed.
     async fn unsubscribe(&self, webhook_id: &str, vehicle_id: &str) -> StoreResult<bool>;
     async fn subscriptions(

@@ -726,6 +726,34 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn create_vehicles(&self, vehicles: &[Vehicle]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for chunk in vehicles.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO vehicles (id, app_id, user_id, access_token, make, model, year, vin, \
+                 mode, simulated, created_at) ",
+            );
+            insert.push_values(chunk, |mut b, v| {
+                b.push_bind(v.id.as_str())
+                    .push_bind(v.app_id.as_str())
+                    .push_bind(v.user_id.as_str())
+                    .push_bind(v.access_token.as_str())
+                    .push_bind(v.make.as_str())
+                    .push_bind(v.model.as_str())
+                    .push_bind(v.year)
+                    .push_bind(v.vin.as_str())
+                    .push_bind(v.mode.as_str())
+                    .push_bind(v.simulated)
+                    .push_bind(v.created_at);
+            });
+            insert.build().execute(&mut *tx).await.map_err(conflict(
+                "vehicle id, or VIN within the application, already in use",
+            ))?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn vehicle(&self, app_id: &str, id: &str) -> StoreResult<Option<Vehicle>> {
         let row = sqlx::query(&format!(
             "SELECT {VEHICLE_COLS} FROM vehicles WHERE id = ? AND app_id = ?"
@@ -1010,6 +1038,30 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn subscribe_many(
+        &self,
+        webhook_id: &str,
+        vehicle_ids: &[String],
+        at: Millis,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write_tx().await?;
+        let mut added = 0;
+        for chunk in vehicle_ids.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO subscriptions (webhook_id, vehicle_id, created_at) ",
+            );
+            insert.push_values(chunk, |mut b, vehicle_id| {
+                b.push_bind(webhook_id)
+                    .push_bind(vehicle_id.as_str())
+                    .push_bind(at);
+            });
+            insert.push(" ON CONFLICT (webhook_id, vehicle_id) DO NOTHING");
+            added += insert.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
     }
 
     async fn unsubscribe(&self, webhook_id: &str, vehicle_id: &str) -> StoreResult<bool> {
@@ -1436,8 +1488,13 @@ impl Store for SqliteStore {
         after_vehicle: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<VehicleSignals>> {
+        // One row per vehicle, its signals folded into one JSON array by SQLite: a page of a
+        // large boundary is a thousand rows, not a thousand plus one per signal, each of which
+        // the driver would hand across threads on its own.
         let rows = sqlx::query(&format!(
-            "SELECT {} FROM subscriptions s JOIN vehicles v ON v.id = s.vehicle_id \
+            "SELECT {}, (SELECT json_group_array(json_array(g.code, json(g.body), \
+             g.oem_updated_at, g.retrieved_at)) FROM signals g WHERE g.vehicle_id = v.id) AS signals \
+             FROM subscriptions s JOIN vehicles v ON v.id = s.vehicle_id \
              WHERE s.webhook_id = ? AND s.created_at < ? AND s.vehicle_id > ? \
              ORDER BY s.vehicle_id LIMIT ?",
             prefixed_vehicle_cols()
@@ -1448,11 +1505,28 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.readers)
         .await?;
-        let vehicles = rows
-            .iter()
-            .map(vehicle_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        self.with_signals(vehicles).await
+        rows.iter()
+            .map(|row| {
+                let folded: String = row.try_get("signals")?;
+                let folded: Vec<(String, Value, Option<Millis>, Millis)> =
+                    from_json(&folded, "vehicle signals")?;
+                Ok(VehicleSignals {
+                    vehicle: vehicle_from_row(row)?,
+                    signals: folded
+                        .into_iter()
+                        .map(|(code, body, oem_updated_at, retrieved_at)| {
+                            let value = SignalValue {
+                                code: code.clone(),
+                                body,
+                                oem_updated_at,
+                                retrieved_at,
+                            };
+                            (code, value)
+                        })
+                        .collect(),
+                })
+            })
+            .collect()
     }
 
     async fn schedule_progress(

@@ -46,7 +46,10 @@ impl Triggers {
     /// Fires everything due at the clock's current time; returns the payloads enqueued.
     pub async fn run_due(&self) -> StoreResult<usize> {
         let now = self.clock.now_ms();
-        let enqueued = scheduled::fire_due(self.store.as_ref(), now).await?
+        // A large boundary is enqueued page by page: wake the dispatcher for each page, so
+        // sending overlaps rendering instead of waiting for the whole fleet.
+        let wake = || self.dispatcher.wake();
+        let enqueued = scheduled::fire_due(self.store.as_ref(), now, &wake).await?
             + dynamic::fire_due(self.store.as_ref(), now).await?;
         if enqueued > 0 {
             self.dispatcher.wake();

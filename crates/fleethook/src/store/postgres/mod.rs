@@ -27,7 +27,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fleethook_wire::signal::SignalValue;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::Row;
+use sqlx::{Postgres, QueryBuilder, Row};
 
 use self::rows::*;
 use super::codec::{conflict, group_by_vehicle, to_json};
@@ -41,6 +41,10 @@ use crate::stats::{self, AttemptCount};
 
 /// The error recorded on pending deliveries whose webhook is gone.
 const WEBHOOK_DELETED: &str = "webhook deleted";
+
+/// Rows per multi-row insert of a fleet import (11 parameters a row, far below the 65,535
+/// parameters of one statement).
+const ROWS_PER_INSERT: usize = 1_000;
 
 /// How one node uses the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,6 +208,34 @@ impl Store for PgStore {
         .map_err(conflict(
             "vehicle id, or VIN within the application, already in use",
         ))?;
+        Ok(())
+    }
+
+    async fn create_vehicles(&self, vehicles: &[Vehicle]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in vehicles.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Postgres>::new(
+                "INSERT INTO vehicles (id, app_id, user_id, access_token, make, model, year, vin, \
+                 mode, simulated, created_at) ",
+            );
+            insert.push_values(chunk, |mut b, v| {
+                b.push_bind(v.id.as_str())
+                    .push_bind(v.app_id.as_str())
+                    .push_bind(v.user_id.as_str())
+                    .push_bind(v.access_token.as_str())
+                    .push_bind(v.make.as_str())
+                    .push_bind(v.model.as_str())
+                    .push_bind(v.year)
+                    .push_bind(v.vin.as_str())
+                    .push_bind(v.mode.as_str())
+                    .push_bind(v.simulated)
+                    .push_bind(v.created_at);
+            });
+            insert.build().execute(&mut *tx).await.map_err(conflict(
+                "vehicle id, or VIN within the application, already in use",
+            ))?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -442,6 +474,30 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn subscribe_many(
+        &self,
+        webhook_id: &str,
+        vehicle_ids: &[String],
+        at: Millis,
+    ) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut added = 0;
+        for chunk in vehicle_ids.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Postgres>::new(
+                "INSERT INTO subscriptions (webhook_id, vehicle_id, created_at) ",
+            );
+            insert.push_values(chunk, |mut b, vehicle_id| {
+                b.push_bind(webhook_id)
+                    .push_bind(vehicle_id.as_str())
+                    .push_bind(at);
+            });
+            insert.push(" ON CONFLICT (webhook_id, vehicle_id) DO NOTHING");
+            added += insert.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
     }
 
     async fn unsubscribe(&self, webhook_id: &str, vehicle_id: &str) -> StoreResult<bool> {
