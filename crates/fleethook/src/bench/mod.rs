@@ -7,11 +7,15 @@
 //! - `change-latency` ([`change_latency`]): vehicleState deliveries at a fixed rate of signal
 //!   changes; p50, p99 and max from "ingest accepted" to "receiver got it".
 //!
+//! [`common`] holds what they share: the in-process server and receiver, the fleet, the
+//! webhooks, the paced load driver and the matching of deliveries to changes.
+//!
 //! Each scenario also runs in a tiny configuration in the test suite
 //! (`tests/bench_smoke.rs`), which asserts that it completes and counts correctly, never a
 //! time.
 
 pub mod change_latency;
+pub mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -151,6 +155,34 @@ pub fn write_report(dir: &Path, scenario: &str, report: &Value) -> anyhow::Resul
     let text = serde_json::to_string_pretty(report).context("cannot serialise the report")?;
     std::fs::write(&path, text + "\n")
         .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Writes a scenario's `report` to `target/bench/SCENARIO.json` beside its name, whether it
+/// was `--quick`, its `config` and the `machine` facts, and prints where it went.
+pub fn save_report(
+    scenario: &str,
+    quick: bool,
+    report: &impl Serialize,
+    config: &impl Serialize,
+    machine: &MachineFacts,
+) -> anyhow::Result<PathBuf> {
+    let mut json = serde_json::to_value(report).context("cannot serialise the report")?;
+    if let Value::Object(map) = &mut json {
+        map.insert("scenario".into(), Value::from(scenario));
+        map.insert("quick".into(), Value::from(quick));
+        map.insert(
+            "config".into(),
+            serde_json::to_value(config).context("cannot serialise the config")?,
+        );
+        map.insert(
+            "machine".into(),
+            serde_json::to_value(machine).context("cannot serialise the machine facts")?,
+        );
+    }
+    let path = write_report(&report_dir(), scenario, &json)?;
+    println!();
+    println!("  written to {}", path.display());
     Ok(path)
 }
 
