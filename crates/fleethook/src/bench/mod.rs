@@ -6,6 +6,9 @@
 //! Scenarios:
 //! - `change-latency` ([`change_latency`]): vehicleState deliveries at a fixed rate of signal
 //!   changes; p50, p99 and max from "ingest accepted" to "receiver got it".
+//! - `fairness` ([`fairness`]): the same kind of load over 1,000 endpoints, once all healthy
+//!   and once with 10 % of them hanging or answering 500; the healthy endpoints' throughput
+//!   ratio and p99 latency.
 //!
 //! [`common`] holds what they share: the in-process server and receiver, the fleet, the
 //! webhooks, the paced load driver and the matching of deliveries to changes.
@@ -16,6 +19,7 @@
 
 pub mod change_latency;
 pub mod common;
+pub mod fairness;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,12 +30,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The scenarios `fleethook bench` knows, by name.
-pub const SCENARIOS: &[&str] = &[change_latency::NAME];
+pub const SCENARIOS: &[&str] = &[change_latency::NAME, fairness::NAME];
 
 /// Options of `fleethook bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// The scenario to run (known: change-latency).
+    /// The scenario to run (known: change-latency, fairness).
     pub scenario: String,
     /// A shorter, smaller run of the scenario, for a quick look.
     #[arg(long)]
@@ -45,6 +49,7 @@ pub struct BenchArgs {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario.as_str() {
         change_latency::NAME => change_latency::run_cli(&args).await,
+        fairness::NAME => fairness::run_cli(&args).await,
         other => bail!(
             "unknown bench scenario {other:?}; known scenarios: {}",
             SCENARIOS.join(", ")
