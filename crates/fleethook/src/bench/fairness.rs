@@ -37,7 +37,9 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::common::{changes, check_load, check_values_unique, Behavior, Bench, ChangeKey, Tally};
+use super::common::{
+    changes, check_load, check_values_unique, ms, Behavior, Bench, ChangeKey, Tally,
+};
 use super::{percentile, save_report, BenchArgs, MachineFacts};
 use crate::delivery::dispatcher::DispatcherSettings;
 use crate::delivery::http::ATTEMPT_TIMEOUT;
@@ -46,6 +48,9 @@ use crate::model::WebhookStatus;
 
 /// The scenario's name on the command line and in `target/bench/fairness.json`.
 pub const NAME: &str = "fairness";
+
+/// The width of the windows of `healthy_p99_ms_by_window`, in seconds.
+pub const WINDOW_S: f64 = 10.0;
 
 /// How to run the scenario.
 #[derive(Debug, Clone, Serialize)]
@@ -186,6 +191,9 @@ pub struct RunReport {
     pub healthy_p99_ms: f64,
     /// Largest latency, in ms.
     pub healthy_max_ms: f64,
+    /// The p99 latency of the changes accepted in each successive window of
+    /// [`WINDOW_S`] seconds, in ms.
+    pub healthy_p99_ms_by_window: Vec<f64>,
     /// Changes driven and accepted.
     pub changes: usize,
     /// Changes to the measured endpoints.
@@ -289,6 +297,18 @@ pub async fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
         base.healthy_max_ms,
         faulty.healthy_max_ms,
     );
+    let by_window = |run: &RunReport| {
+        run.healthy_p99_ms_by_window
+            .iter()
+            .map(|p| format!("{p:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!(
+        "  p99 of each {WINDOW_S} s, ms: baseline {}",
+        by_window(base)
+    );
+    println!("  {:<22} faulty   {}", "", by_window(faulty));
     row("drain after last change", "s", base.drain_s, faulty.drain_s);
     row(
         "achieved change rate",
@@ -298,11 +318,15 @@ pub async fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
     );
     let count = |name: &str, b: usize, f: usize| println!("  {name:<34} {b:>12} {f:>12}");
     count(
-        "changes delivered / offered",
+        "changes offered",
+        base.healthy_changes,
+        faulty.healthy_changes,
+    );
+    count(
+        "changes delivered",
         base.healthy_delivered,
         faulty.healthy_delivered,
     );
-    count("", base.healthy_changes, faulty.healthy_changes);
     count("duplicates", base.duplicates, faulty.duplicates);
     count(
         "requests to hanging endpoints",
@@ -475,6 +499,29 @@ async fn measure(
     let tally = Tally::count(&received, &driven.accepted_at);
     let latencies = tally.latencies(&driven.accepted_at, is_measured);
     let healthy_delivered = latencies.len();
+    // The p99 of each window of WINDOW_S seconds, by when the change was accepted: whether
+    // latency stays flat or grows as the unhealthy endpoints' backlog does.
+    let mut windows: Vec<Vec<f64>> = Vec::new();
+    for (key, got) in &tally.first_seen {
+        let Some(accepted) = driven.accepted_at.get(key).filter(|_| is_measured(key)) else {
+            continue;
+        };
+        let offset = accepted
+            .saturating_duration_since(driven.started)
+            .as_secs_f64();
+        let window = (offset / WINDOW_S) as usize;
+        if windows.len() <= window {
+            windows.resize_with(window + 1, Vec::new);
+        }
+        windows[window].push(ms(got.saturating_duration_since(*accepted)));
+    }
+    let healthy_p99_ms_by_window = windows
+        .iter_mut()
+        .map(|w| {
+            w.sort_by(f64::total_cmp);
+            percentile(w, 0.99).unwrap_or(0.0)
+        })
+        .collect();
     let all_healthy = behaviors.iter().all(|b| *b == Behavior::Healthy);
     if all_delivered_at.is_none() && all_healthy {
         bail!(
@@ -545,6 +592,7 @@ async fn measure(
         healthy_p50_ms: percentile(&latencies, 0.50).unwrap_or(0.0),
         healthy_p99_ms: percentile(&latencies, 0.99).unwrap_or(0.0),
         healthy_max_ms: latencies.last().copied().unwrap_or(0.0),
+        healthy_p99_ms_by_window,
         changes: total,
         healthy_changes: expected.len(),
         healthy_delivered,
