@@ -44,6 +44,7 @@ use super::{percentile, save_report, BenchArgs, MachineFacts};
 use crate::delivery::dispatcher::DispatcherSettings;
 use crate::delivery::http::ATTEMPT_TIMEOUT;
 use crate::delivery::retry;
+use crate::delivery::slow_lane::{self, SlowLane};
 use crate::model::WebhookStatus;
 
 /// The scenario's name on the command line and in `target/bench/fairness.json`.
@@ -365,6 +366,14 @@ pub async fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
         map.insert(
             "dispatcher_per_webhook_in_flight".into(),
             json!(dispatcher.per_webhook_in_flight),
+        );
+        map.insert(
+            "dispatcher_slow_lane_slots".into(),
+            json!(SlowLane::new(dispatcher.concurrency).budget()),
+        );
+        map.insert(
+            "dispatcher_slow_after_ms".into(),
+            json!(slow_lane::SLOW_AFTER.as_millis()),
         );
     }
     save_report(NAME, args.quick, &report, &settings, &machine)?;
