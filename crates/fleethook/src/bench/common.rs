@@ -241,22 +241,24 @@ impl Bench {
     }
 
     /// Creates `count` live vehicles directly through the store, each seeded with [`SIGNAL`]
-    /// at [`SEED`] (fast setup, not measured); returns their ids in creation order.
+    /// at [`SEED`] (fast setup, not measured); returns their ids in creation order. VINs and
+    /// user ids carry a tag of this fleet, so runs on one `--database-url` do not collide.
     pub async fn create_fleet(&self, count: usize) -> anyhow::Result<Vec<String>> {
         let store = self.store();
         let clock = &self.server.state.clock;
+        let tag = crate::clock::real_now_ms().rem_euclid(100_000);
         let mut ids = Vec::with_capacity(count);
         for index in 0..count {
             let now = clock.now_ms();
             let vehicle = Vehicle {
                 id: new_id(),
                 app_id: self.app.id.clone(),
-                user_id: format!("bench-user-{index:06}"),
+                user_id: format!("bench-user-{tag:05}-{index:06}"),
                 access_token: new_token("vat_"),
                 make: "TESLA".into(),
                 model: "Model 3".into(),
                 year: 2020,
-                vin: format!("BENCH{index:012}"),
+                vin: format!("BN{tag:05}{index:010}"),
                 mode: VehicleMode::Live,
                 simulated: false,
                 created_at: now,
