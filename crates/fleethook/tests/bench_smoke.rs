@@ -74,3 +74,64 @@ async fn schedule_burst_delivers_every_vehicle_exactly_once() {
     assert!(report.bodies >= 1);
     assert_eq!(report.outbox_pending_after, 0, "nothing left in the outbox");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fairness_delivers_every_healthy_change_once_and_tries_the_broken_endpoints() {
+    use fleethook::bench::fairness::{run_scenario, FairnessConfig};
+
+    let config = FairnessConfig::smoke();
+    let changes = config.changes();
+    let unhealthy = config.hanging + config.erroring;
+    let healthy_changes = changes * (config.endpoints - unhealthy) / config.endpoints;
+    let report = run_scenario(config.clone())
+        .await
+        .expect("the fairness scenario completes");
+    assert_eq!(report.endpoints, config.endpoints);
+    assert_eq!(report.hanging_endpoints, config.hanging);
+    assert_eq!(report.erroring_endpoints, config.erroring);
+    assert_eq!(report.healthy_endpoints, config.endpoints - unhealthy);
+    for (name, run) in [("baseline", &report.baseline), ("faulty", &report.faulty)] {
+        assert_eq!(run.changes, changes, "{name}: every change was accepted");
+        assert_eq!(run.healthy_changes, healthy_changes, "{name}");
+        assert_eq!(
+            run.healthy_delivered, healthy_changes,
+            "{name}: every change to a healthy endpoint was delivered"
+        );
+        assert_eq!(
+            run.healthy_deliveries, healthy_changes,
+            "{name}: one delivery per change"
+        );
+        assert_eq!(run.duplicates, 0, "{name}: no change was delivered twice");
+        assert_eq!(run.unmatched, 0, "{name}: no delivery matched no change");
+        assert_eq!(run.first_deliveries, 0, "{name}: no first delivery");
+        assert_eq!(
+            run.disabled_webhooks, 0,
+            "{name}: vehicleState never disables"
+        );
+    }
+    let baseline = &report.baseline;
+    assert_eq!(baseline.unhealthy_changes, 0);
+    assert_eq!(baseline.hanging_attempts + baseline.erroring_attempts, 0);
+    assert_eq!(
+        baseline.outbox_pending_after, 0,
+        "nothing left in the outbox"
+    );
+    let faulty = &report.faulty;
+    assert_eq!(faulty.unhealthy_changes, changes - healthy_changes);
+    assert_eq!(
+        faulty.unhealthy_changes_attempted, faulty.unhealthy_changes,
+        "every change to a broken endpoint was tried"
+    );
+    assert!(
+        faulty.hanging_attempts >= 1,
+        "the hanging endpoint was tried"
+    );
+    assert!(
+        faulty.erroring_attempts >= 1,
+        "the erroring endpoint was tried"
+    );
+    assert!(
+        faulty.outbox_pending_after >= 1,
+        "failed changes wait for their retries"
+    );
+}

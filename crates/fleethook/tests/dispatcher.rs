@@ -1029,6 +1029,70 @@ async fn a_dead_endpoint_does_not_delay_a_healthy_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_endpoints_together_cannot_fill_every_slot() {
+    // 8 slots, a quarter of them (2) for slow webhooks; each webhook may hold 8, so the cap
+    // alone would let two hanging endpoints take every slot.
+    let p = platform_with(DispatcherSettings {
+        concurrency: 8,
+        per_webhook_in_flight: 8,
+        allow_private: true,
+        ..DispatcherSettings::default()
+    })
+    .await;
+    let (dead_addr, black_hole) = black_hole().await;
+    let mut dead = Vec::new();
+    for n in 0..2 {
+        let webhook = p
+            .webhook(
+                WebhookKind::Scheduled,
+                &format!("http://{dead_addr}/hook/{n}"),
+            )
+            .await;
+        p.enqueue(&webhook, DeliveryPurpose::Event, &scheduled_body(&webhook))
+            .await;
+        dead.push(webhook);
+    }
+    let (stop, shutdown) = watch::channel(false);
+    let run = tokio::spawn(p.dispatcher.clone().run(shutdown));
+    // Both first attempts hang past the slow mark: the two slow webhooks hold their budget.
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+
+    // An older backlog for both, then one delivery to a healthy endpoint.
+    for webhook in &dead {
+        for i in 0..10 {
+            p.enqueue_at(
+                webhook,
+                DeliveryPurpose::Event,
+                &scheduled_body(webhook),
+                Some(START - 60_000 + i),
+            )
+            .await;
+        }
+    }
+    let mut healthy = Receiver::start(Reply::status(200)).await;
+    let good = p.webhook(WebhookKind::VehicleState, &healthy.url()).await;
+    let queued = p
+        .enqueue(
+            &good,
+            DeliveryPurpose::Event,
+            &vehicle_state_body(&good, "e1"),
+        )
+        .await;
+    let woken = Instant::now();
+    p.dispatcher.wake();
+    let got = tokio::time::timeout(Duration::from_secs(5), healthy.next())
+        .await
+        .expect("the healthy endpoint is not kept waiting for the hanging ones' timeouts");
+    assert_eq!(header(&got, "webhook-id"), queued.event_id);
+    assert!(woken.elapsed() < Duration::from_secs(5));
+
+    let _ = stop.send(true);
+    // In-flight attempts to the black hole would take their full timeout; don't wait for them.
+    run.abort();
+    black_hole.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_loop_delivers_on_wake_and_retries_when_the_clock_reaches_the_retry() {
     let p = platform(true).await;
     let mut receiver = Receiver::start(Reply::status(500)).await;

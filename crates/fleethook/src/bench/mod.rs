@@ -12,14 +12,22 @@
 //! - `throughput` ([`throughput`]): deliveries per second draining a full outbox and end to
 //!   end from the ingest API, against the raw loopback limit of the same client and receiver.
 //!
-//! What scenarios set up alike (server, receiver, API calls, memory) is in [`common`].
+//! - `fairness` ([`fairness`]): vehicleState load over 1,000 endpoints, once all healthy
+//!   and once with 10 % of them hanging or answering 500; the healthy endpoints' throughput
+//!   ratio and p99 latency.
+//!
+//! What scenarios set up alike (server, receiver, API calls, memory, reports) is in
+//! [`common`]; the paced driver of signal changes and the matching of deliveries to changes,
+//! which change-latency and fairness share, in [`changes`].
 //!
 //! Each scenario also runs in a tiny configuration in the test suite
 //! (`tests/bench_smoke.rs`), which asserts that it completes and counts correctly, never a
 //! time.
 
 pub mod change_latency;
+pub mod changes;
 pub mod common;
+pub mod fairness;
 pub mod schedule_burst;
 pub mod throughput;
 
@@ -38,12 +46,17 @@ use crate::store::postgres::scratch::ScratchDatabase;
 use common::TempDir;
 
 /// The scenarios `fleethook bench` knows, by name.
-pub const SCENARIOS: &[&str] = &[change_latency::NAME, throughput::NAME, schedule_burst::NAME];
+pub const SCENARIOS: &[&str] = &[
+    change_latency::NAME,
+    throughput::NAME,
+    schedule_burst::NAME,
+    fairness::NAME,
+];
 
 /// Options of `fleethook bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// The scenario to run (known: change-latency, throughput, schedule-burst).
+    /// The scenario to run (known: change-latency, throughput, schedule-burst, fairness).
     pub scenario: String,
     /// A shorter, smaller run of the scenario, for a quick look.
     #[arg(long)]
@@ -63,6 +76,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         change_latency::NAME => change_latency::run_cli(&args).await,
         throughput::NAME => throughput::run_cli(&args).await,
         schedule_burst::NAME => schedule_burst::run_cli(&args).await,
+        fairness::NAME => fairness::run_cli(&args).await,
         other => bail!(
             "unknown bench scenario {other:?}; known scenarios: {}",
             SCENARIOS.join(", ")

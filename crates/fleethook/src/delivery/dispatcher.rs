@@ -2,7 +2,9 @@
 //! the shared client, decides its retry road, and writes the outcomes back in batches.
 //!
 //! Every send is its own task, bounded by a global semaphore and a per-webhook in-flight cap,
-//! so a slow or dead endpoint can hold at most its cap of slots and never delays the others.
+//! so a slow or dead endpoint can hold at most its cap of slots and never delays the others;
+//! slow endpoints together hold at most a quarter of the slots (`slow_lane`), so many dead
+//! endpoints cannot fill them all either.
 //! One writer task turns the stream of completions into batched `complete_many` calls, because
 //! a store round trip per delivery would cap throughput long before HTTP does.
 
@@ -20,6 +22,7 @@ use tokio::task::JoinSet;
 use crate::clock::{self, real_now_ms, Millis, SharedClock};
 use crate::delivery::http::{check_target, ForbiddenAddress, ATTEMPT_TIMEOUT};
 use crate::delivery::retry::{self, AttemptResult, Next};
+use crate::delivery::slow_lane::SlowLane;
 use crate::metrics::Metrics;
 use crate::model::{Attempt, ClaimedDelivery, Completion, DeliveryPurpose, Outcome, WebhookStatus};
 use crate::store::{SharedStore, StoreError};
@@ -139,6 +142,8 @@ pub struct Dispatcher {
     slot_freed: Notify,
     slots: Arc<Semaphore>,
     in_flight: Mutex<HashMap<String, usize>>,
+    /// Slow webhooks share a bounded part of the slots (see `slow_lane`).
+    slow_lane: Mutex<SlowLane>,
     depth_refreshed_at: AtomicI64,
 }
 
@@ -168,6 +173,7 @@ impl Dispatcher {
             client,
             metrics,
             slots: Arc::new(Semaphore::new(settings.concurrency)),
+            slow_lane: Mutex::new(SlowLane::new(settings.concurrency)),
             settings,
             wake: Notify::new(),
             slot_freed: Notify::new(),
@@ -391,7 +397,9 @@ impl Dispatcher {
     /// Claims up to `free` due deliveries, respecting the per-webhook cap. Webhooks at half
     /// their cap or more are skipped, and a claim never takes more than the room left under the
     /// cap of the busiest webhook not skipped, so no webhook can exceed its cap even if the
-    /// whole claim is its own; a busy webhook oscillates between half and full cap.
+    /// whole claim is its own; a busy webhook oscillates between half and full cap. Slow
+    /// webhooks are skipped, or the claim shrunk, to keep them within their shared budget
+    /// (`slow_lane`).
     async fn claim(&self, free: usize) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let cap = self.settings.per_webhook_in_flight;
         let threshold = cap.div_ceil(2);
@@ -408,7 +416,12 @@ impl Dispatcher {
             }
             (skip, busiest)
         };
-        let limit = free.min(cap - busiest);
+        let mut skip = skip;
+        let limit = self
+            .slow_lane
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .restrict(Instant::now(), &mut skip, free.min(cap - busiest));
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -433,9 +446,15 @@ impl Dispatcher {
             .unwrap_or_else(|e| e.into_inner())
             .entry(webhook_id.clone())
             .or_default() += 1;
+        let started = Instant::now();
+        self.slow_lane
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .enter(&webhook_id, started);
         InFlight {
             dispatcher: self.arc(),
             webhook_id,
+            started,
             _permit: permit,
         }
     }
@@ -688,6 +707,7 @@ impl Dispatcher {
 struct InFlight {
     dispatcher: Arc<Dispatcher>,
     webhook_id: String,
+    started: Instant,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -705,6 +725,11 @@ impl Drop for InFlight {
             }
         }
         drop(in_flight);
+        self.dispatcher
+            .slow_lane
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .exit(&self.webhook_id, self.started, Instant::now());
         self.dispatcher.slot_freed.notify_one();
     }
 }

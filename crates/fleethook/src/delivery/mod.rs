@@ -4,6 +4,7 @@
 pub mod dispatcher;
 pub mod http;
 pub mod retry;
+pub mod slow_lane;
 
 pub use dispatcher::{AttemptReport, DispatchError, Dispatcher, DispatcherSettings};
 pub use http::{build_client, check_target, is_forbidden_ip, validate_callback_uri};
