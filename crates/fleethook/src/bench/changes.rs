@@ -26,13 +26,13 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::clock::{Clock, ScaledClock};
 use crate::delivery::dispatcher::DispatcherSettings;
-use crate::ids::{new_id, new_token};
-use crate::model::{App, Vehicle, VehicleMode};
+use crate::model::{App, Vehicle};
 use crate::server::{ensure_default_app, open_store, RunningServer, ServerOptions};
 use crate::store::SharedStore;
 
 pub use super::common::ms;
-use super::BenchDatabase;
+use super::{bench_vehicle, BenchDatabase};
+use crate::clock::Millis;
 
 /// The signal that changes and triggers the webhooks.
 pub const SIGNAL: &str = "tractionbattery-stateofcharge";
@@ -232,36 +232,9 @@ impl Bench {
     /// at [`SEED`] (fast setup, not measured); returns their ids in creation order. VINs and
     /// user ids carry a tag of this fleet, so runs on one `--database-url` do not collide.
     pub async fn create_fleet(&self, count: usize) -> anyhow::Result<Vec<String>> {
-        let store = self.store();
-        let clock = &self.server.state.clock;
-        let tag = crate::clock::real_now_ms().rem_euclid(100_000);
-        let mut ids = Vec::with_capacity(count);
-        for index in 0..count {
-            let now = clock.now_ms();
-            let vehicle = Vehicle {
-                id: new_id(),
-                app_id: self.app.id.clone(),
-                user_id: format!("bench-user-{tag:05}-{index:06}"),
-                access_token: new_token("vat_"),
-                make: "TESLA".into(),
-                model: "Model 3".into(),
-                year: 2020,
-                vin: format!("BN{tag:05}{index:010}"),
-                mode: VehicleMode::Live,
-                simulated: false,
-                created_at: now,
-            };
-            store.create_vehicle(&vehicle).await?;
-            let seed = SignalValue {
-                code: SIGNAL.into(),
-                body: json!({"unit": "percent", "value": SEED}),
-                oem_updated_at: None,
-                retrieved_at: now,
-            };
-            store.apply_ingest(&vehicle.id, &[seed], None, now).await?;
-            ids.push(vehicle.id);
-        }
-        Ok(ids)
+        let clock = self.server.state.clock.as_ref();
+        let fleet = seeded_fleet(self.store(), &self.app, count, clock).await?;
+        Ok(fleet.into_iter().map(|vehicle| vehicle.id).collect())
     }
 
     /// Creates a vehicleState webhook (trigger: [`SIGNAL`]) on `callback`, verifies it through
@@ -448,6 +421,38 @@ impl Bench {
         };
         tokio::time::sleep(GRACE).await;
         Ok(done)
+    }
+}
+
+/// Creates `count` vehicles of `app` through the store (fast setup, not measured), each with
+/// [`SIGNAL`] at [`SEED`], so every later change of it is a change.
+pub async fn seeded_fleet(
+    store: &SharedStore,
+    app: &App,
+    count: usize,
+    clock: &dyn Clock,
+) -> anyhow::Result<Vec<Vehicle>> {
+    let tag = crate::clock::real_now_ms().rem_euclid(100_000);
+    let mut vehicles = Vec::with_capacity(count);
+    for index in 0..count {
+        let now = clock.now_ms();
+        let vehicle = bench_vehicle(app, tag, index, now);
+        store.create_vehicle(&vehicle).await?;
+        store
+            .apply_ingest(&vehicle.id, &[soc(SEED, now)], None, now)
+            .await?;
+        vehicles.push(vehicle);
+    }
+    Ok(vehicles)
+}
+
+/// A [`SIGNAL`] reading of `value` percent, retrieved at `now`.
+pub fn soc(value: i64, now: Millis) -> SignalValue {
+    SignalValue {
+        code: SIGNAL.into(),
+        body: json!({"unit": "percent", "value": value}),
+        oem_updated_at: None,
+        retrieved_at: now,
     }
 }
 

@@ -72,6 +72,9 @@ pub struct BenchArgs {
 
 /// Runs the named scenario, prints its table and writes `target/bench/SCENARIO.json`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.nodes != 1 && args.scenario != throughput::NAME {
+        bail!("--nodes applies to the throughput scenario only");
+    }
     match args.scenario.as_str() {
         change_latency::NAME => change_latency::run_cli(&args).await,
         throughput::NAME => throughput::run_cli(&args).await,
@@ -199,16 +202,18 @@ pub fn process_cpu_seconds() -> Option<f64> {
 }
 
 /// Vehicle `index` of a benchmark fleet of `app`: a live Tesla with a unique user and VIN.
-pub fn bench_vehicle(app: &App, index: usize, now: Millis) -> Vehicle {
+/// `tag` (five digits, e.g. from the clock) tells runs apart, so a second run on the same
+/// `--database-url` never collides with the first's VINs.
+pub fn bench_vehicle(app: &App, tag: i64, index: usize, now: Millis) -> Vehicle {
     Vehicle {
         id: new_id(),
         app_id: app.id.clone(),
-        user_id: format!("bench-user-{index:07}"),
+        user_id: format!("bench-user-{tag:05}-{index:07}"),
         access_token: new_token("vat_"),
         make: "TESLA".into(),
         model: "Model 3".into(),
         year: 2020,
-        vin: format!("BENCH{index:012}"),
+        vin: format!("BN{tag:05}{index:010}"),
         mode: VehicleMode::Live,
         simulated: false,
         created_at: now,

@@ -43,15 +43,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use fleethook_wire::signal::SignalValue;
 use fleethook_wire::signing::hash_challenge;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
+use super::changes::{seeded_fleet, soc, SEED, SIGNAL};
 use super::common::{api_call, write_scenario_report};
-use super::{bench_vehicle, process_cpu_seconds, BenchArgs, BenchDatabase, MachineFacts};
+use super::{process_cpu_seconds, BenchArgs, BenchDatabase, MachineFacts};
 use crate::clock::{ScaledClock, SharedClock};
 use crate::delivery::{build_client, DispatcherSettings};
 use crate::model::{App, Page, Vehicle};
@@ -60,12 +60,6 @@ use crate::store::{DeliveryFilter, SharedStore};
 
 /// The scenario's name on the command line and in `target/bench/throughput.json`.
 pub const NAME: &str = "throughput";
-
-/// The signal that changes and triggers the webhooks.
-const SIGNAL: &str = "tractionbattery-stateofcharge";
-
-/// Every vehicle starts at this state of charge; change rounds count up from it (mod 100).
-const SEED: i64 = 50;
 
 /// How long to keep listening for duplicates once a phase has everything.
 const GRACE: Duration = Duration::from_millis(300);
@@ -356,7 +350,8 @@ async fn measure(
 
     // --- setup (not measured) ---
     let setup_started = Instant::now();
-    let vehicles = Arc::new(create_fleet(&store, app, config.vehicles).await?);
+    let vehicles =
+        Arc::new(seeded_fleet(&store, app, config.vehicles, first.state.clock.as_ref()).await?);
     let webhook_ids = create_webhooks(&api, first, app, receiver, receiver_base, config).await?;
     for (index, vehicle) in vehicles.iter().enumerate() {
         let webhook_id = &webhook_ids[index % webhook_ids.len()];
@@ -479,29 +474,6 @@ async fn measure(
     })
 }
 
-/// Creates `count` vehicles, each with a state of charge of [`SEED`], through the store.
-async fn create_fleet(
-    store: &SharedStore,
-    app: &App,
-    count: usize,
-) -> anyhow::Result<Vec<Vehicle>> {
-    let mut vehicles = Vec::with_capacity(count);
-    for index in 0..count {
-        let now = crate::clock::real_now_ms();
-        let vehicle = bench_vehicle(app, index, now);
-        store.create_vehicle(&vehicle).await?;
-        let seed = SignalValue {
-            code: SIGNAL.into(),
-            body: json!({"unit": "percent", "value": SEED}),
-            oem_updated_at: None,
-            retrieved_at: now,
-        };
-        store.apply_ingest(&vehicle.id, &[seed], None, now).await?;
-        vehicles.push(vehicle);
-    }
-    Ok(vehicles)
-}
-
 /// Creates and verifies the vehicleState webhooks through the API, while nobody is subscribed
 /// (so enabling sends no first delivery); the receiver answers their challenges meanwhile.
 async fn create_webhooks(
@@ -556,15 +528,6 @@ async fn create_webhooks(
 fn change_of(config: &ThroughputConfig, phase: usize, index: usize) -> (usize, i64) {
     let round = phase * config.rounds_per_phase() + index / config.vehicles + 1;
     (index % config.vehicles, (SEED + round as i64) % 100)
-}
-
-fn soc(value: i64, now: i64) -> SignalValue {
-    SignalValue {
-        code: SIGNAL.into(),
-        body: json!({"unit": "percent", "value": value}),
-        oem_updated_at: None,
-        retrieved_at: now,
-    }
 }
 
 /// Ingests the fill's changes through the ingest path (`ingest::apply`, as the API does,
