@@ -1,6 +1,8 @@
 //! The platform's records: applications, vehicles, webhooks, subscriptions and deliveries, as
 //! the store keeps them and the API and dispatcher use them.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -303,7 +305,8 @@ pub struct Attempt {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedDelivery {
     pub delivery: Delivery,
-    pub webhook: Webhook,
+    /// Shared by the deliveries of one claim that go to the same webhook.
+    pub webhook: Arc<Webhook>,
     /// The application's management token: the `SC-Signature` key.
     pub management_token: String,
 }

@@ -395,11 +395,12 @@ impl Dispatcher {
     }
 
     /// Claims up to `free` due deliveries, respecting the per-webhook cap. Webhooks at half
-    /// their cap or more are skipped, and a claim never takes more than the room left under the
-    /// cap of the busiest webhook not skipped, so no webhook can exceed its cap even if the
-    /// whole claim is its own; a busy webhook oscillates between half and full cap. Slow
-    /// webhooks are skipped, or the claim shrunk, to keep them within their shared budget
-    /// (`slow_lane`).
+    /// their cap or more are skipped, and the claim gives no webhook more than the room left
+    /// under the cap of the busiest webhook not skipped, so no webhook can exceed its cap; a
+    /// busy webhook oscillates between half and full cap. (The room used to bound the whole
+    /// claim, which held every claim to one webhook's cap: 30 deliveries a claim with 226
+    /// slots free, the drain's bottleneck.) Slow webhooks are skipped, or the claim shrunk, to
+    /// keep them within their shared budget (`slow_lane`).
     async fn claim(&self, free: usize) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let cap = self.settings.per_webhook_in_flight;
         let threshold = cap.div_ceil(2);
@@ -421,7 +422,7 @@ impl Dispatcher {
             .slow_lane
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .restrict(Instant::now(), &mut skip, free.min(cap - busiest));
+            .restrict(Instant::now(), &mut skip, free);
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -432,6 +433,7 @@ impl Dispatcher {
                 lease_now,
                 lease_now + self.settings.lease_ms,
                 limit as i64,
+                (cap - busiest) as i64,
                 &skip,
             )
             .await

@@ -52,6 +52,7 @@ macro_rules! conformance_cases {
             claim_due_takes_due_unleased_deliveries_in_order,
             claim_due_leases_until_expiry_and_completion_releases,
             claim_due_skips_webhooks_at_their_cap,
+            claim_due_takes_at_most_per_webhook_of_one_webhook,
             claim_one_claims_any_delivery_of_its_app,
             complete_many_records_attempts_and_outcomes,
             complete_many_applies_large_and_repeating_batches_in_order,
@@ -295,7 +296,7 @@ async fn claim(
     limit: i64,
 ) -> Vec<String> {
     store
-        .claim_due(now, lease_now, lease_until, limit, &[])
+        .claim_due(now, lease_now, lease_until, limit, i64::MAX, &[])
         .await
         .expect("claim_due")
         .into_iter()
@@ -308,7 +309,7 @@ async fn claim(
 async fn drain_outbox(store: &SharedStore) {
     loop {
         let claimed = store
-            .claim_due(Millis::MAX, Millis::MAX, Millis::MAX, 500, &[])
+            .claim_due(Millis::MAX, Millis::MAX, Millis::MAX, 500, i64::MAX, &[])
             .await
             .expect("claim_due while draining the outbox");
         if claimed.is_empty() {
@@ -1777,7 +1778,7 @@ pub async fn claim_due_takes_due_unleased_deliveries_in_order(store: SharedStore
     enqueue(&store, std::slice::from_ref(&orphan)).await;
 
     let claimed = store
-        .claim_due(5_000, 100, 200, 2, &[])
+        .claim_due(5_000, 100, 200, 2, i64::MAX, &[])
         .await
         .expect("claim_due");
     let ids: Vec<&str> = claimed.iter().map(|c| c.delivery.id.as_str()).collect();
@@ -1787,7 +1788,7 @@ pub async fn claim_due_takes_due_unleased_deliveries_in_order(store: SharedStore
         "earliest due first, then creation order"
     );
     for c in &claimed {
-        assert_eq!(c.webhook, webhook, "a claim carries its webhook");
+        assert_eq!(*c.webhook, webhook, "a claim carries its webhook");
         assert_eq!(
             c.management_token, app.management_token,
             "a claim carries the app's token"
@@ -1803,7 +1804,7 @@ pub async fn claim_due_takes_due_unleased_deliveries_in_order(store: SharedStore
     assert!(claim(&store, 5_000, 100, 200, 10).await.is_empty());
     assert!(
         store
-            .claim_due(5_000, 100, 200, 0, &[])
+            .claim_due(5_000, 100, 200, 0, i64::MAX, &[])
             .await
             .expect("claim_due")
             .is_empty(),
@@ -1852,7 +1853,14 @@ pub async fn claim_due_skips_webhooks_at_their_cap(store: SharedStore) {
     let for_idle = delivery_for(&idle, Some(1_000), 2, &[]);
     enqueue(&store, &[for_busy.clone(), for_idle.clone()]).await;
     let claimed: Vec<String> = store
-        .claim_due(5_000, 100, 200, 10, std::slice::from_ref(&busy.id))
+        .claim_due(
+            5_000,
+            100,
+            200,
+            10,
+            i64::MAX,
+            std::slice::from_ref(&busy.id),
+        )
         .await
         .expect("claim_due")
         .into_iter()
@@ -1867,6 +1875,47 @@ pub async fn claim_due_skips_webhooks_at_their_cap(store: SharedStore) {
         claim(&store, 5_000, 100, 200, 10).await,
         vec![for_busy.id.clone()],
         "and taken later"
+    );
+}
+
+/// *Exclusive outbox.* One claim gives each webhook at most `per_webhook` of the first `limit`
+/// due deliveries, in due order; the rest stay unleased for the next claim.
+pub async fn claim_due_takes_at_most_per_webhook_of_one_webhook(store: SharedStore) {
+    drain_outbox(&store).await;
+    let app = new_app(&store, "per webhook").await;
+    let crowded = new_webhook(&store, &app).await;
+    let quiet = new_webhook(&store, &app).await;
+    // Due order: four of `crowded`, then one of `quiet`, then one more of `crowded`.
+    let mut due: Vec<NewDelivery> = (0..4)
+        .map(|i| delivery_for(&crowded, Some(1_000 + i), 1, &[]))
+        .collect();
+    due.push(delivery_for(&quiet, Some(1_100), 1, &[]));
+    due.push(delivery_for(&crowded, Some(1_200), 1, &[]));
+    enqueue(&store, &due).await;
+    let claimed: Vec<String> = store
+        .claim_due(5_000, 100, 200, 10, 2, &[])
+        .await
+        .expect("claim_due")
+        .into_iter()
+        .map(|c| c.delivery.id)
+        .collect();
+    assert_eq!(
+        claimed,
+        vec![due[0].id.clone(), due[1].id.clone(), due[4].id.clone()],
+        "two of the crowded webhook, then the quiet one"
+    );
+    assert_eq!(
+        claim(&store, 5_000, 100, 200, 10).await,
+        vec![due[2].id.clone(), due[3].id.clone(), due[5].id.clone()],
+        "the crowded webhook's others were left unleased"
+    );
+    assert!(
+        store
+            .claim_due(5_000, 100, 200, 10, 0, &[])
+            .await
+            .expect("claim_due")
+            .is_empty(),
+        "no room per webhook claims nothing"
     );
 }
 
@@ -1903,7 +1952,7 @@ pub async fn claim_one_claims_any_delivery_of_its_app(store: SharedStore) {
         claimed,
         ClaimedDelivery {
             delivery: as_enqueued(&verify),
-            webhook: webhook.clone(),
+            webhook: Arc::new(webhook.clone()),
             management_token: app.management_token.clone(),
         }
     );
@@ -1934,7 +1983,14 @@ pub async fn claim_one_claims_any_delivery_of_its_app(store: SharedStore) {
     let busy = delivery_for(&webhook, Some(1_000), 3, &[]);
     enqueue(&store, std::slice::from_ref(&busy)).await;
     let claimed = store
-        .claim_due(5_000, crate::clock::real_now_ms(), live_lease, 10, &[])
+        .claim_due(
+            5_000,
+            crate::clock::real_now_ms(),
+            live_lease,
+            10,
+            i64::MAX,
+            &[],
+        )
         .await
         .expect("claim_due");
     assert!(claimed.iter().any(|c| c.delivery.id == busy.id));

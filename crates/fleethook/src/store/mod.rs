@@ -20,6 +20,7 @@ mod codec;
 mod diff;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_memory;
 
 pub mod conformance;
 
@@ -280,14 +281,18 @@ pub trait Store: Send + Sync + 'static {
     /// Adds payloads to the outbox in one transaction.
     async fn enqueue_many(&self, deliveries: &[NewDelivery]) -> StoreResult<()>;
     /// Claims up to `limit` pending deliveries due at `now` (platform time) whose lease is free
-    /// (`lease_now` is real time), leasing them until `lease_until` (real time). Deliveries of
-    /// webhooks in `skip_webhooks` (already at their in-flight cap) are left for later.
+    /// (`lease_now` is real time), leasing them until `lease_until` (real time), in due order.
+    /// At most `per_webhook` of them go to one webhook: the claim looks at the first `limit`
+    /// due deliveries and takes each webhook's first `per_webhook`, so a claim may return fewer
+    /// than `limit` while more are due. Deliveries of webhooks in `skip_webhooks` (already at
+    /// their in-flight cap) are left for later.
     async fn claim_due(
         &self,
         now: Millis,
         lease_now: Millis,
         lease_until: Millis,
         limit: i64,
+        per_webhook: i64,
         skip_webhooks: &[String],
     ) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Claims one delivery by id regardless of its due time (manual retry, verification).

@@ -13,6 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,7 +26,9 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::checkpointer::Checkpointer;
-use super::codec::{conflict, distinct_runs, from_json, group_by_vehicle, parse_enum, to_json};
+use super::codec::{
+    conflict, distinct_runs, from_json, group_by_vehicle, parse_enum, statement_chunks, to_json,
+};
 use super::diff::{changed, error_changes, latest_per_code, signal_changes, ErrorsDiff};
 use super::{
     DeliveryFilter, DynamicAdvance, DynamicDue, IngestApplied, IngestItem, RenderChanges,
@@ -42,9 +45,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// machine where SQLite itself, not the connection count, is the limit.
 const READERS: u32 = 4;
 
-/// Rows per multi-row INSERT. SQLite allows 32766 bound parameters per statement; the widest
-/// row here has 14, so 500 rows stay far below the limit while amortising each statement.
-const ROWS_PER_INSERT: usize = 500;
+/// Rows per multi-row INSERT (a power of two, see `statement_chunks`). SQLite allows 32766
+/// bound parameters per statement; the widest row here has 14, so 512 rows stay far below the
+/// limit while amortising each statement.
+const ROWS_PER_INSERT: usize = 512;
+
+/// Prepared statements kept per connection (sqlx's default is 100).
+const STATEMENT_CACHE: usize = 400;
 
 /// The error recorded on pending deliveries whose webhook is gone.
 const WEBHOOK_DELETED: &str = "webhook deleted";
@@ -108,6 +115,7 @@ impl SqliteStore {
     }
 
     async fn open_with(path: &Path, lock: Option<File>) -> StoreResult<SqliteStore> {
+        super::sqlite_memory::install();
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -122,7 +130,10 @@ impl SqliteStore {
             .pragma("wal_autocheckpoint", "0")
             // The multi-row statements materialise their VALUES and json_each in temporary
             // b-trees; on disk each one opened, sized and unlinked a file.
-            .pragma("temp_store", "MEMORY");
+            .pragma("temp_store", "MEMORY")
+            // Multi-row statements come in a few sizes each (`statement_chunks`); room for
+            // all of them beside the rest keeps every statement prepared once.
+            .statement_cache_capacity(STATEMENT_CACHE);
         // The writer touches the outbox's newest pages and its indexes on every batch; a cache
         // of 64 MiB (SQLite's default is 2 MiB) keeps them in memory between commits. The
         // cache grows only as pages are used.
@@ -299,9 +310,32 @@ fn delivery_at(row: &SqliteRow, at: usize) -> StoreResult<Delivery> {
 fn claimed_from_row(row: &SqliteRow) -> StoreResult<ClaimedDelivery> {
     Ok(ClaimedDelivery {
         delivery: delivery_at(row, 0)?,
-        webhook: webhook_at(row, DELIVERY_COL_COUNT)?,
+        webhook: Arc::new(webhook_at(row, DELIVERY_COL_COUNT)?),
         management_token: row.try_get(DELIVERY_COL_COUNT + WEBHOOK_COL_COUNT)?,
     })
+}
+
+/// The webhooks of a claim with their applications' management tokens, each decoded once
+/// however many of the claimed deliveries go to it.
+async fn claim_webhooks(
+    tx: &mut Transaction<'static, Sqlite>,
+    deliveries: &[Delivery],
+) -> StoreResult<HashMap<String, (Arc<Webhook>, String)>> {
+    let ids: HashSet<&str> = deliveries.iter().map(|d| d.webhook_id.as_str()).collect();
+    let rows = sqlx::query(&format!(
+        "SELECT {WEBHOOK_COLS}, a.management_token FROM webhooks w JOIN apps a ON a.id = w.app_id \
+         WHERE w.id IN (SELECT value FROM json_each(?))"
+    ))
+    .bind(to_json(&ids)?)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let webhook = webhook_at(row, 0)?;
+            let token: String = row.try_get(WEBHOOK_COL_COUNT)?;
+            Ok((webhook.id.clone(), (Arc::new(webhook), token)))
+        })
+        .collect()
 }
 
 fn error_from_row(row: &SqliteRow) -> StoreResult<VehicleErrorState> {
@@ -338,7 +372,7 @@ async fn insert_deliveries(
     let ids = to_json(&deliveries.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())?;
 
     let rows: Vec<(&NewDelivery, &String)> = deliveries.iter().zip(&vehicle_ids).collect();
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
+    for chunk in statement_chunks(&rows, ROWS_PER_INSERT) {
         let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO deliveries (id, app_id, webhook_id, event_id, purpose, target_uri, body, \
                  event_type, vehicle_ids, status, attempt_count, next_attempt_at, created_at, updated_at) ",
@@ -365,7 +399,7 @@ async fn insert_deliveries(
             .await
             .map_err(conflict("delivery id already in use"))?;
     }
-    for chunk in links.chunks(ROWS_PER_INSERT) {
+    for chunk in statement_chunks(&links, ROWS_PER_INSERT) {
         let mut insert =
             QueryBuilder::<Sqlite>::new("INSERT INTO delivery_vehicles (delivery_id, vehicle_id) ");
         insert.push_values(chunk, |mut b, (delivery, vehicle)| {
@@ -1123,45 +1157,74 @@ impl Store for SqliteStore {
         lease_now: Millis,
         lease_until: Millis,
         limit: i64,
+        per_webhook: i64,
         skip_webhooks: &[String],
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        if limit <= 0 {
+        if limit <= 0 || per_webhook <= 0 {
             return Ok(Vec::new());
         }
         // One JSON parameter for the skip list keeps the statement text, and so the prepared
         // statement, the same whatever its length.
         let skip = to_json(skip_webhooks)?;
         let mut tx = self.write_tx().await?;
+        // The first `limit` due deliveries (their webhook must exist), numbered per webhook so
+        // that each webhook's first `per_webhook` are taken. The webhooks' columns are read
+        // apart, once per webhook: the driver copies every column of every row.
         let rows = sqlx::query(&format!(
-            "{} WHERE d.status = 'pending' AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ? \
-             AND (d.lease_until IS NULL OR d.lease_until <= ?) \
-             AND d.webhook_id NOT IN (SELECT value FROM json_each(?)) \
-             ORDER BY d.next_attempt_at, d.seq LIMIT ?",
-            claim_select()
+            "WITH due AS ( \
+               SELECT seq, next_attempt_at, \
+                 ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS nth \
+               FROM (SELECT d.seq, d.webhook_id, d.next_attempt_at FROM deliveries d \
+                 WHERE d.status = 'pending' AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ? \
+                 AND (d.lease_until IS NULL OR d.lease_until <= ?) \
+                 AND d.webhook_id NOT IN (SELECT value FROM json_each(?)) \
+                 AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.app_id = d.app_id) \
+                 ORDER BY d.next_attempt_at, d.seq LIMIT ?)) \
+             SELECT {DELIVERY_COLS} FROM due JOIN deliveries d ON d.seq = due.seq \
+             WHERE due.nth <= ? ORDER BY due.next_attempt_at, due.seq"
         ))
         .bind(now)
         .bind(lease_now)
         .bind(&skip)
         .bind(limit)
+        .bind(per_webhook)
         .fetch_all(&mut *tx)
         .await?;
-        let claimed = rows
+        let deliveries = rows
             .iter()
-            .map(claimed_from_row)
+            .map(|row| delivery_at(row, 0))
             .collect::<StoreResult<Vec<_>>>()?;
-        if !claimed.is_empty() {
-            let ids = to_json(
-                &claimed
-                    .iter()
-                    .map(|c| c.delivery.id.as_str())
-                    .collect::<Vec<_>>(),
-            )?;
-            sqlx::query("UPDATE deliveries SET lease_until = ? WHERE id IN (SELECT value FROM json_each(?))")
-                .bind(lease_until)
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await?;
+        if deliveries.is_empty() {
+            tx.rollback().await?;
+            return Ok(Vec::new());
         }
+        let webhooks = claim_webhooks(&mut tx, &deliveries).await?;
+        let claimed: Vec<ClaimedDelivery> = deliveries
+            .into_iter()
+            .filter_map(|delivery| {
+                let (webhook, token) = webhooks.get(&delivery.webhook_id)?;
+                // A webhook id is unique across applications; the app check mirrors the join
+                // every other claim makes.
+                (webhook.app_id == delivery.app_id).then(|| ClaimedDelivery {
+                    delivery,
+                    webhook: webhook.clone(),
+                    management_token: token.clone(),
+                })
+            })
+            .collect();
+        let ids = to_json(
+            &claimed
+                .iter()
+                .map(|c| c.delivery.id.as_str())
+                .collect::<Vec<_>>(),
+        )?;
+        sqlx::query(
+            "UPDATE deliveries SET lease_until = ? WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(lease_until)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(claimed)
     }
@@ -1224,12 +1287,12 @@ impl Store for SqliteStore {
                 .iter()
                 .filter_map(|c| c.attempt.as_ref().map(|a| (c.delivery_id.as_str(), a)))
                 .collect();
-            if !attempts.is_empty() {
+            for chunk in statement_chunks(&attempts, ROWS_PER_INSERT) {
                 let mut insert = QueryBuilder::<Sqlite>::new(
                     "INSERT INTO attempts (delivery_id, number, wire_delivery_id, started_at, \
                      status_code, duration_ms, error, response_body) ",
                 );
-                insert.push_values(&attempts, |mut b, (delivery_id, a)| {
+                insert.push_values(chunk, |mut b, (delivery_id, a)| {
                     // The number is the caller's unless it is taken (a manual retry racing the
                     // dispatcher on one delivery): then the next free one, so no attempt is lost.
                     b.push_bind(*delivery_id)
@@ -1250,34 +1313,36 @@ impl Store for SqliteStore {
                 insert.build().execute(&mut *tx).await?;
             }
 
-            let mut update = QueryBuilder::<Sqlite>::new(
-                "WITH c (c_id, c_attempted, c_at, c_retry, c_status, c_next, c_error) AS (",
-            );
-            update.push_values(run, |mut b, c| {
-                let (status, next_attempt_at, retry) = match c.outcome {
-                    Outcome::Succeeded => (DeliveryStatus::Succeeded, None, false),
-                    Outcome::RetryAt(at) => (DeliveryStatus::Pending, Some(at), true),
-                    Outcome::Failed => (DeliveryStatus::Failed, None, false),
-                };
-                b.push_bind(c.delivery_id.as_str())
-                    .push_bind(i64::from(c.attempt.is_some()))
-                    .push_bind(c.at)
-                    .push_bind(i64::from(retry))
-                    .push_bind(status.as_str())
-                    .push_bind(next_attempt_at)
-                    .push_bind(c.last_error.as_deref());
-            });
-            // A retry never revives a delivery that finished meanwhile (its webhook was deleted
-            // while the attempt was in flight): it would sit in the outbox with nowhere to go.
-            update.push(
-                ") UPDATE deliveries SET \
-                 attempt_count = attempt_count + c.c_attempted, lease_until = NULL, updated_at = c.c_at, \
-                 status = CASE WHEN c.c_retry AND status <> 'pending' THEN status ELSE c.c_status END, \
-                 next_attempt_at = CASE WHEN c.c_retry AND status <> 'pending' THEN NULL ELSE c.c_next END, \
-                 last_error = CASE WHEN c.c_retry AND status <> 'pending' THEN last_error ELSE c.c_error END \
-                 FROM c WHERE deliveries.id = c.c_id",
-            );
-            update.build().execute(&mut *tx).await?;
+            for chunk in statement_chunks(run, ROWS_PER_INSERT) {
+                let mut update = QueryBuilder::<Sqlite>::new(
+                    "WITH c (c_id, c_attempted, c_at, c_retry, c_status, c_next, c_error) AS (",
+                );
+                update.push_values(chunk, |mut b, c| {
+                    let (status, next_attempt_at, retry) = match c.outcome {
+                        Outcome::Succeeded => (DeliveryStatus::Succeeded, None, false),
+                        Outcome::RetryAt(at) => (DeliveryStatus::Pending, Some(at), true),
+                        Outcome::Failed => (DeliveryStatus::Failed, None, false),
+                    };
+                    b.push_bind(c.delivery_id.as_str())
+                        .push_bind(i64::from(c.attempt.is_some()))
+                        .push_bind(c.at)
+                        .push_bind(i64::from(retry))
+                        .push_bind(status.as_str())
+                        .push_bind(next_attempt_at)
+                        .push_bind(c.last_error.as_deref());
+                });
+                // A retry never revives a delivery that finished meanwhile (its webhook was deleted
+                // while the attempt was in flight): it would sit in the outbox with nowhere to go.
+                update.push(
+                    ") UPDATE deliveries SET \
+                     attempt_count = attempt_count + c.c_attempted, lease_until = NULL, updated_at = c.c_at, \
+                     status = CASE WHEN c.c_retry AND status <> 'pending' THEN status ELSE c.c_status END, \
+                     next_attempt_at = CASE WHEN c.c_retry AND status <> 'pending' THEN NULL ELSE c.c_next END, \
+                     last_error = CASE WHEN c.c_retry AND status <> 'pending' THEN last_error ELSE c.c_error END \
+                     FROM c WHERE deliveries.id = c.c_id",
+                );
+                update.build().execute(&mut *tx).await?;
+            }
         }
 
         for chunk in disables.chunks(ROWS_PER_INSERT) {
@@ -1722,8 +1787,6 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::store::conformance::{self, conformance_cases};
     use crate::store::SharedStore;

@@ -562,10 +562,18 @@ impl Store for PgStore {
         lease_now: Millis,
         lease_until: Millis,
         limit: i64,
+        per_webhook: i64,
         skip_webhooks: &[String],
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        self.claim_due_rows(now, lease_now, lease_until, limit, skip_webhooks)
-            .await
+        self.claim_due_rows(
+            now,
+            lease_now,
+            lease_until,
+            limit,
+            per_webhook,
+            skip_webhooks,
+        )
+        .await
     }
 
     async fn claim_one(

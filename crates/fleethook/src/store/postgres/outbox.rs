@@ -150,28 +150,36 @@ impl DeliveryColumns<'_> {
 
 impl PgStore {
     /// `Store::claim_due`: one statement picks the due, unleased rows nobody else is picking
-    /// right now (SKIP LOCKED), leases them to this node and returns them joined with what
-    /// the dispatcher needs.
+    /// right now (SKIP LOCKED), keeps each webhook's first `per_webhook` of them, leases those
+    /// to this node and returns them joined with what the dispatcher needs.
     pub(super) async fn claim_due_rows(
         &self,
         now: Millis,
         lease_now: Millis,
         lease_until: Millis,
         limit: i64,
+        per_webhook: i64,
         skip_webhooks: &[String],
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        if limit <= 0 {
+        if limit <= 0 || per_webhook <= 0 {
             return Ok(Vec::new());
         }
+        // Row locks cannot be taken beside a window function, so the candidates are locked
+        // first and numbered per webhook after; the ones not picked are unlocked when the
+        // statement ends.
         let rows = sqlx::query(&format!(
-            "WITH picked AS ( \
-               SELECT d.seq FROM deliveries d \
+            "WITH candidates AS ( \
+               SELECT d.seq, d.webhook_id, d.next_attempt_at FROM deliveries d \
                JOIN webhooks w ON w.id = d.webhook_id AND w.app_id = d.app_id \
                WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
                AND (d.lease_until IS NULL OR d.lease_until <= $2) \
                AND NOT (d.webhook_id = ANY($3)) \
                ORDER BY d.next_attempt_at, d.seq LIMIT $4 \
                FOR UPDATE OF d SKIP LOCKED), \
+             picked AS ( \
+               SELECT seq FROM (SELECT seq, ROW_NUMBER() OVER \
+                 (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS nth FROM candidates) c \
+               WHERE nth <= $7), \
              leased AS ( \
                UPDATE deliveries d SET lease_owner = $5, lease_until = $6 \
                FROM picked WHERE d.seq = picked.seq RETURNING d.*) \
@@ -186,6 +194,7 @@ impl PgStore {
         .bind(limit)
         .bind(&self.node)
         .bind(lease_until)
+        .bind(per_webhook)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(claimed_from_row).collect()

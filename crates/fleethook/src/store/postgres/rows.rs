@@ -114,7 +114,7 @@ pub(super) fn delivery_at(row: &PgRow, at: usize) -> StoreResult<Delivery> {
 pub(super) fn claimed_from_row(row: &PgRow) -> StoreResult<ClaimedDelivery> {
     Ok(ClaimedDelivery {
         delivery: delivery_at(row, 0)?,
-        webhook: webhook_at(row, DELIVERY_COL_COUNT)?,
+        webhook: std::sync::Arc::new(webhook_at(row, DELIVERY_COL_COUNT)?),
         management_token: row.try_get(DELIVERY_COL_COUNT + WEBHOOK_COL_COUNT)?,
     })
 }

@@ -169,7 +169,7 @@ async fn concurrent_claims_of_two_nodes_are_disjoint_and_cover_the_outbox() {
         let mut mine = Vec::new();
         loop {
             let claimed = store
-                .claim_due(5_000, real_now_ms(), lease_until, 7, &[])
+                .claim_due(5_000, real_now_ms(), lease_until, 7, i64::MAX, &[])
                 .await
                 .expect("claim_due");
             if claimed.is_empty() {
@@ -215,11 +215,11 @@ async fn a_starting_node_releases_only_its_own_leases() {
         .expect("enqueue_many");
     let lease_until = real_now_ms() + 600_000;
     let by_a = a
-        .claim_due(5_000, real_now_ms(), lease_until, 1, &[])
+        .claim_due(5_000, real_now_ms(), lease_until, 1, i64::MAX, &[])
         .await
         .expect("claim");
     let by_b = b
-        .claim_due(5_000, real_now_ms(), lease_until, 1, &[])
+        .claim_due(5_000, real_now_ms(), lease_until, 1, i64::MAX, &[])
         .await
         .expect("claim");
     assert_eq!((by_a.len(), by_b.len()), (1, 1));
@@ -228,7 +228,7 @@ async fn a_starting_node_releases_only_its_own_leases() {
     let c = node(&db, Duration::from_secs(5)).await;
     assert_eq!(c.release_all_leases().await.expect("release"), 0);
     assert!(
-        c.claim_due(5_000, real_now_ms(), lease_until, 10, &[])
+        c.claim_due(5_000, real_now_ms(), lease_until, 10, i64::MAX, &[])
             .await
             .expect("claim")
             .is_empty(),
@@ -240,7 +240,7 @@ async fn a_starting_node_releases_only_its_own_leases() {
         "a frees its own one"
     );
     let taken = c
-        .claim_due(5_000, real_now_ms(), lease_until, 10, &[])
+        .claim_due(5_000, real_now_ms(), lease_until, 10, i64::MAX, &[])
         .await
         .expect("claim");
     assert_eq!(
@@ -265,14 +265,14 @@ async fn a_dead_nodes_expired_lease_is_taken_over_and_its_late_completion_keeps_
     // The first node's lease is already over (it stopped answering long ago).
     let now = real_now_ms();
     assert_eq!(
-        dead.claim_due(5_000, now, now - 1, 10, &[])
+        dead.claim_due(5_000, now, now - 1, 10, i64::MAX, &[])
             .await
             .expect("claim")
             .len(),
         1
     );
     let taken = alive
-        .claim_due(5_000, now, now + 600_000, 10, &[])
+        .claim_due(5_000, now, now + 600_000, 10, i64::MAX, &[])
         .await
         .expect("claim");
     assert_eq!(taken.len(), 1, "an expired lease is taken over");
@@ -290,7 +290,7 @@ async fn a_dead_nodes_expired_lease_is_taken_over_and_its_late_completion_keeps_
     .await
     .expect("complete_many");
     assert!(
-        dead.claim_due(5_000, real_now_ms(), now + 600_000, 10, &[])
+        dead.claim_due(5_000, real_now_ms(), now + 600_000, 10, i64::MAX, &[])
             .await
             .expect("claim")
             .is_empty(),
