@@ -27,6 +27,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use super::checkpointer::Checkpointer;
 use super::codec::{conflict, distinct_runs, from_json, group_by_vehicle, parse_enum, to_json};
 use super::diff::{changed, error_changes, latest_per_code, signal_changes, ErrorsDiff};
+use super::lookup_cache::LookupCache;
 use super::{
     DeliveryFilter, DynamicAdvance, DynamicDue, IngestApplied, IngestItem, RenderChanges,
     ScheduleDue, ScheduleProgress, Store, StoreError, StoreResult, VehicleSignals,
@@ -45,6 +46,11 @@ const READERS: u32 = 4;
 /// Rows per multi-row INSERT. SQLite allows 32766 bound parameters per statement; the widest
 /// row here has 14, so 500 rows stay far below the limit while amortising each statement.
 const ROWS_PER_INSERT: usize = 500;
+
+/// Applications and vehicles kept by the lookup caches, at most. Both are read by every
+/// management request; the vehicles are those the ingest API is busy with.
+const CACHED_APPS: usize = 1_024;
+const CACHED_VEHICLES: usize = 100_000;
 
 /// The error recorded on pending deliveries whose webhook is gone.
 const WEBHOOK_DELETED: &str = "webhook deleted";
@@ -73,6 +79,11 @@ pub struct SqliteStore {
     readers: SqlitePool,
     /// Copies the write-ahead log back into the file, off the writer's path.
     _checkpointer: Checkpointer,
+    /// Applications by management token, and vehicles by id: what authenticating and scoping
+    /// a request reads every time. Kept only while this process holds the file alone (then
+    /// every change goes through this store, which invalidates them).
+    apps_by_token: LookupCache<App>,
+    vehicles: LookupCache<Vehicle>,
     path: PathBuf,
     /// The advisory lock on `<path>.lock` (none for a shared open); released when the store is
     /// dropped. Declared last so that it outlives the pools during drop.
@@ -140,10 +151,13 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         let checkpointer = Checkpointer::start(readers.clone());
+        let exclusive = lock.is_some();
         Ok(SqliteStore {
             writer,
             readers,
             _checkpointer: checkpointer,
+            apps_by_token: LookupCache::new(exclusive, CACHED_APPS),
+            vehicles: LookupCache::new(exclusive, CACHED_VEHICLES),
             path: path.to_path_buf(),
             _lock: lock,
         })
@@ -717,13 +731,21 @@ impl Store for SqliteStore {
     }
 
     async fn app_by_token(&self, token: &str) -> StoreResult<Option<App>> {
+        let since = match self.apps_by_token.get(token) {
+            Ok(app) => return Ok(Some(app)),
+            Err(since) => since,
+        };
         let row = sqlx::query(
             "SELECT id, name, management_token, created_at FROM apps WHERE management_token = ?",
         )
         .bind(token)
         .fetch_optional(&self.readers)
         .await?;
-        row.as_ref().map(app_from_row).transpose()
+        let app = row.as_ref().map(app_from_row).transpose()?;
+        if let Some(app) = &app {
+            self.apps_by_token.insert(since, token, app.clone());
+        }
+        Ok(app)
     }
 
     async fn list_apps(&self) -> StoreResult<Vec<App>> {
@@ -744,6 +766,8 @@ impl Store for SqliteStore {
             .map_err(conflict(
                 "management token already in use by another application",
             ))?;
+        // The old token must stop working at once.
+        self.apps_by_token.invalidate(|_, app| app.id == app_id);
         Ok(())
     }
 
@@ -798,6 +822,12 @@ impl Store for SqliteStore {
     }
 
     async fn vehicle(&self, app_id: &str, id: &str) -> StoreResult<Option<Vehicle>> {
+        // Ids are unique across applications: a cached vehicle of another application means
+        // this one has none by that id.
+        let since = match self.vehicles.get(id) {
+            Ok(vehicle) => return Ok((vehicle.app_id == app_id).then_some(vehicle)),
+            Err(since) => since,
+        };
         let row = sqlx::query(&format!(
             "SELECT {VEHICLE_COLS} FROM vehicles WHERE id = ? AND app_id = ?"
         ))
@@ -805,7 +835,11 @@ impl Store for SqliteStore {
         .bind(app_id)
         .fetch_optional(&self.readers)
         .await?;
-        row.as_ref().map(vehicle_from_row).transpose()
+        let vehicle = row.as_ref().map(vehicle_from_row).transpose()?;
+        if let Some(vehicle) = &vehicle {
+            self.vehicles.insert(since, id, vehicle.clone());
+        }
+        Ok(vehicle)
     }
 
     async fn vehicle_by_token(&self, token: &str) -> StoreResult<Option<Vehicle>> {
@@ -884,7 +918,11 @@ impl Store for SqliteStore {
             .bind(app_id)
             .execute(&self.writer)
             .await?;
-        Ok(done.rows_affected() > 0)
+        let deleted = done.rows_affected() > 0;
+        if deleted {
+            self.vehicles.invalidate(|key, _| key == id);
+        }
+        Ok(deleted)
     }
 
     async fn apply_ingest(
