@@ -285,7 +285,42 @@ async fn a_missing_or_wrong_token_gets_401_everywhere(backend: Backend) {
     }
 }
 
+/// Lookups a store may cache never outlive the change: a replaced management token is 401 on
+/// the very next request, and a deleted vehicle's ingest is 404, right after both worked.
+async fn a_replaced_token_and_a_deleted_vehicle_stop_working_at_once(backend: Backend) {
+    let server = TestServer::start_on(backend).await;
+    let vehicle = server.vehicle().await;
+    let id = vehicle["id"].as_str().unwrap();
+    let signals =
+        json!([{"code":"tractionbattery-stateofcharge","body":{"unit":"percent","value":50}}]);
+    server.ingest(id, signals.clone()).await;
+
+    let (status, _) = server
+        .call("DELETE", &format!("/api/v1/vehicles/{id}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, answer) = server
+        .call(
+            "POST",
+            &format!("/api/v1/vehicles/{id}/signals"),
+            Some(json!({ "signals": signals })),
+        )
+        .await;
+    assert_eq!(status, 404, "{answer}");
+
+    let store = &server.server.state.store;
+    let app = store.app_by_token(&server.token).await.unwrap().unwrap();
+    store.set_app_token(&app.id, "amt_replaced").await.unwrap();
+    let (status, answer) = server.call("GET", "/api/v1/vehicles", None).await;
+    assert_eq!(status, 401, "the replaced token: {answer}");
+    let (status, answer) = server
+        .call_as("amt_replaced", "GET", "/api/v1/vehicles", None)
+        .await;
+    assert_eq!(status, 200, "the new token: {answer}");
+}
+
 on_both_stores!(
     another_applications_tokens_get_404_for_every_object_and_change_nothing,
     a_missing_or_wrong_token_gets_401_everywhere,
+    a_replaced_token_and_a_deleted_vehicle_stop_working_at_once,
 );

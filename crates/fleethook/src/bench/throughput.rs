@@ -191,6 +191,8 @@ pub struct ThroughputReport {
     pub raw_cpu_us: Option<f64>,
     pub drain_cpu_us: Option<f64>,
     pub end_to_end_cpu_us: Option<f64>,
+    /// Process CPU per ingest of the fill, in µs: the ingest path's cost without HTTP.
+    pub fill_cpu_us: Option<f64>,
     /// Raw requests that did not get a `200`.
     pub raw_failures: usize,
     /// Size of the vehicleState body sent, in bytes.
@@ -257,7 +259,7 @@ pub async fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
         "fill (ingest, dispatcher stopped)",
         report.fill_per_s,
         report.fill_s,
-        None,
+        report.fill_cpu_us,
     );
     println!("  {:<40} {:>10.2}", "drain ÷ raw", report.ratio);
     println!("  {:<40} {:>10}", "duplicates", report.duplicates);
@@ -367,9 +369,14 @@ async fn measure(
     ));
 
     // --- fill: the drain's payloads, ingested while no dispatcher runs ---
+    let cpu_per = |from: Option<f64>| -> Option<f64> {
+        Some((process_cpu_seconds()? - from?) * 1e6 / config.deliveries as f64)
+    };
+    let fill_cpu = process_cpu_seconds();
     let fill_started = Instant::now();
     fill_outbox(first, &vehicles, config).await?;
     let fill_s = fill_started.elapsed().as_secs_f64();
+    let fill_cpu_us = cpu_per(fill_cpu);
     let pending = store.outbox_depth().await?;
     if pending != config.deliveries as i64 {
         bail!(
@@ -383,9 +390,6 @@ async fn measure(
     let body = sample_body(&store, app).await?;
 
     // --- raw loopback ---
-    let cpu_per = |from: Option<f64>| -> Option<f64> {
-        Some((process_cpu_seconds()? - from?) * 1e6 / config.deliveries as f64)
-    };
     let raw_cpu = process_cpu_seconds();
     let raw_started = Instant::now();
     let raw_failures = drive_raw(receiver_base, &body, config).await?;
@@ -468,6 +472,7 @@ async fn measure(
         raw_cpu_us,
         drain_cpu_us,
         end_to_end_cpu_us,
+        fill_cpu_us,
         raw_failures,
         body_bytes: body.len(),
         outbox_pending_after,

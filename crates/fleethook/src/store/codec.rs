@@ -98,8 +98,9 @@ pub(crate) fn statement_chunks<T>(rows: &[T], max: usize) -> Vec<&[T]> {
     chunks
 }
 
-/// Rows of `webhook columns…, vehicle_id` (the webhook decoded by `decode` from column 0, the
-/// vehicle id in column `vehicle_column`) grouped by vehicle, in row order.
+/// Rows of `webhook columns…, vehicle_id` (the webhook decoded by `decode` from column 0, its
+/// id first, the vehicle id in column `vehicle_column`) grouped by vehicle, in row order. A
+/// webhook many vehicles share (a fleet on a few webhooks) is decoded once and cloned.
 pub(crate) fn group_by_vehicle<R>(
     rows: &[R],
     decode: fn(&R, usize) -> StoreResult<Webhook>,
@@ -111,12 +112,19 @@ where
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let mut by_vehicle: HashMap<String, Vec<Webhook>> = HashMap::new();
+    let mut decoded: HashMap<String, Webhook> = HashMap::new();
     for row in rows {
+        let webhook_id: String = row.try_get(0)?;
+        let webhook = match decoded.get(&webhook_id) {
+            Some(webhook) => webhook.clone(),
+            None => {
+                let webhook = decode(row, 0)?;
+                decoded.insert(webhook_id, webhook.clone());
+                webhook
+            }
+        };
         let vehicle_id: String = row.try_get(vehicle_column)?;
-        by_vehicle
-            .entry(vehicle_id)
-            .or_default()
-            .push(decode(row, 0)?);
+        by_vehicle.entry(vehicle_id).or_default().push(webhook);
     }
     Ok(by_vehicle)
 }

@@ -398,10 +398,18 @@ pub async fn apps_round_trip_and_duplicate_token_conflicts(store: SharedStore) {
     );
 }
 
-/// `set_app_token` replaces the token; another application's token is a conflict.
+/// `set_app_token` replaces the token, and the old one stops authenticating at once even
+/// right after it did (a store may cache lookups); another application's token is a conflict.
 pub async fn app_token_can_be_replaced_but_not_taken(store: SharedStore) {
     let app = new_app(&store, "rotating").await;
     let other = new_app(&store, "other").await;
+    assert_eq!(
+        store
+            .app_by_token(&app.management_token)
+            .await
+            .expect("app_by_token"),
+        Some(app.clone())
+    );
     let token = fresh_id("amt");
     store
         .set_app_token(&app.id, &token)

@@ -30,6 +30,7 @@ use super::codec::{
     conflict, distinct_runs, from_json, group_by_vehicle, parse_enum, statement_chunks, to_json,
 };
 use super::diff::{changed, error_changes, latest_per_code, signal_changes, ErrorsDiff};
+use super::lookup_cache::LookupCache;
 use super::{
     DeliveryFilter, DynamicAdvance, DynamicDue, IngestApplied, IngestItem, RenderChanges,
     ScheduleDue, ScheduleProgress, Store, StoreError, StoreResult, VehicleSignals,
@@ -52,6 +53,11 @@ const ROWS_PER_INSERT: usize = 512;
 
 /// Prepared statements kept per connection (sqlx's default is 100).
 const STATEMENT_CACHE: usize = 400;
+
+/// Applications and vehicles kept by the lookup caches, at most. Both are read by every
+/// management request; the vehicles are those the ingest API is busy with.
+const CACHED_APPS: usize = 1_024;
+const CACHED_VEHICLES: usize = 100_000;
 
 /// The error recorded on pending deliveries whose webhook is gone.
 const WEBHOOK_DELETED: &str = "webhook deleted";
@@ -80,6 +86,11 @@ pub struct SqliteStore {
     readers: SqlitePool,
     /// Copies the write-ahead log back into the file, off the writer's path.
     _checkpointer: Checkpointer,
+    /// Applications by management token, and vehicles by id: what authenticating and scoping
+    /// a request reads every time. Kept only while this process holds the file alone (then
+    /// every change goes through this store, which invalidates them).
+    apps_by_token: LookupCache<App>,
+    vehicles: LookupCache<Vehicle>,
     path: PathBuf,
     /// The advisory lock on `<path>.lock` (none for a shared open); released when the store is
     /// dropped. Declared last so that it outlives the pools during drop.
@@ -151,10 +162,13 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         let checkpointer = Checkpointer::start(readers.clone());
+        let exclusive = lock.is_some();
         Ok(SqliteStore {
             writer,
             readers,
             _checkpointer: checkpointer,
+            apps_by_token: LookupCache::new(exclusive, CACHED_APPS),
+            vehicles: LookupCache::new(exclusive, CACHED_VEHICLES),
             path: path.to_path_buf(),
             _lock: lock,
         })
@@ -477,43 +491,15 @@ fn signal_from_row(row: &SqliteRow) -> StoreResult<SignalValue> {
 }
 
 impl SqliteStore {
-    /// One ingest in one transaction: signals, errors, and (with `render`) the payloads of
-    /// the changes, rendered from the vehicle's signals as this transaction leaves them.
-    async fn ingest(
-        &self,
-        vehicle_id: &str,
-        signals: &[SignalValue],
-        errors: Option<&[VehicleErrorState]>,
-        now: Millis,
-        render: Option<RenderChanges<'_>>,
-    ) -> StoreResult<(IngestApplied, usize)> {
-        let mut tx = self.write_tx().await?;
-        let item = IngestItem {
-            vehicle_id,
-            signals,
-            errors,
-            now,
-            render,
-        };
-        let (applied, deliveries) = ingest_in_tx(&mut tx, &item).await?;
-        insert_deliveries(&mut tx, &deliveries).await?;
-        tx.commit().await?;
-        Ok((applied, deliveries.len()))
-    }
-
-    /// Several ingests in one transaction (group commit): every item in order, then all their
-    /// payloads in one insert. On a single writer, the statements and the commit of a
-    /// transaction are what an ingest waits for; sharing them is what lets ingest keep up
-    /// with thousands of changes a second.
-    async fn ingest_group(
-        &self,
-        items: &[IngestItem<'_>],
-    ) -> StoreResult<Vec<(IngestApplied, usize)>> {
+    /// Ingests in one transaction (group commit when there are several): every item in order,
+    /// then all their signals in one upsert and all their payloads in one insert. On a single
+    /// writer each statement is a round trip to the connection's thread, so a group costs a
+    /// fixed handful of statements however many ingests it holds, not two per ingest.
+    async fn ingest(&self, items: &[IngestItem<'_>]) -> StoreResult<Vec<(IngestApplied, usize)>> {
         let mut tx = self.write_tx().await?;
         let mut results = Vec::with_capacity(items.len());
         let mut all = Vec::new();
-        for item in items {
-            let (applied, deliveries) = ingest_in_tx(&mut tx, item).await?;
+        for (applied, deliveries) in ingest_in_tx(&mut tx, items).await? {
             results.push((applied, deliveries.len()));
             all.extend(deliveries);
         }
@@ -521,152 +507,223 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(results)
     }
+
+    /// One ingest alone in its transaction.
+    async fn ingest_one(&self, item: IngestItem<'_>) -> StoreResult<(IngestApplied, usize)> {
+        let mut results = self.ingest(std::slice::from_ref(&item)).await?;
+        results
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("an ingest applied nothing".into()))
+    }
 }
 
-/// Applies one ingest inside `tx`: signals, errors, and (with a `render`) the payloads of the
-/// changes, rendered from the vehicle's signals as `tx` leaves them; returns what changed and
-/// the payloads, for the caller to insert.
+/// The signals a group of ingests needs, by vehicle id then code, as the group goes.
+type GroupSignals = HashMap<String, HashMap<String, SignalValue>>;
+
+/// Applies ingests inside `tx`, in order, each seeing what the earlier ones wrote: signals
+/// (diffed in memory against one read of the stored values, written in one upsert at the
+/// end), errors, and (with a `render`) the payloads of the changes, rendered from the
+/// vehicle's signals as the ingest leaves them. Returns, per item, what changed and the
+/// payloads, for the caller to insert.
 async fn ingest_in_tx(
     tx: &mut Transaction<'static, Sqlite>,
-    item: &IngestItem<'_>,
-) -> StoreResult<(IngestApplied, Vec<NewDelivery>)> {
-    let IngestItem {
-        vehicle_id,
-        signals,
-        errors,
-        now,
-        render,
-    } = *item;
-    {
-        let latest = latest_per_code(signals);
-        let bodies = latest
-            .iter()
-            .map(|s| to_json(&s.body))
-            .collect::<StoreResult<Vec<String>>>()?;
-        let codes = to_json(&latest.iter().map(|s| s.code.as_str()).collect::<Vec<_>>())?;
-
+    items: &[IngestItem<'_>],
+) -> StoreResult<Vec<(IngestApplied, Vec<NewDelivery>)>> {
+    let latest: Vec<Vec<&SignalValue>> = items.iter().map(|i| latest_per_code(i.signals)).collect();
+    let mut known = read_group_signals(tx, items, &latest).await?;
+    let mut writes: Vec<SignalWrite<'_>> = Vec::new();
+    let mut outcomes = Vec::with_capacity(items.len());
+    for (item, latest) in items.iter().zip(&latest) {
+        let signals = known.entry(item.vehicle_id.to_string()).or_default();
         let mut applied = IngestApplied::default();
-        // With a renderer, every signal of the vehicle is read up front: the payloads are
-        // rendered from them as this ingest leaves them, without reading them again.
-        let mut after: Option<HashMap<String, SignalValue>> = None;
-        if render.is_some() {
-            let rows = sqlx::query(
-                "SELECT code, body, oem_updated_at, retrieved_at FROM signals WHERE vehicle_id = ?",
-            )
-            .bind(vehicle_id)
-            .fetch_all(&mut **tx)
-            .await?;
-            let mut all = HashMap::with_capacity(rows.len() + latest.len());
-            for row in &rows {
-                let value = signal_from_row(row)?;
-                all.insert(value.code.clone(), value);
-            }
-            after = Some(all);
+        let stored = latest
+            .iter()
+            .filter_map(|s| {
+                signals
+                    .get(&s.code)
+                    .map(|v| (s.code.clone(), v.body.clone()))
+            })
+            .collect();
+        applied.changes = signal_changes(latest, stored);
+        // Unchanged values are written too: their retrieval times move on.
+        for signal in latest {
+            signals.insert(signal.code.clone(), (*signal).clone());
+            writes.push((item.vehicle_id, *signal, item.now));
         }
-        if !latest.is_empty() {
-            let stored: HashMap<String, Value> = match &after {
-                Some(all) => latest
-                    .iter()
-                    .filter_map(|s| all.get(&s.code).map(|v| (s.code.clone(), v.body.clone())))
-                    .collect(),
-                None => {
-                    let rows = sqlx::query(
-                        "SELECT code, body FROM signals \
-                         WHERE vehicle_id = ? AND code IN (SELECT value FROM json_each(?))",
-                    )
-                    .bind(vehicle_id)
-                    .bind(&codes)
-                    .fetch_all(&mut **tx)
-                    .await?;
-                    let mut stored = HashMap::with_capacity(rows.len());
-                    for row in &rows {
-                        let code: String = row.try_get("code")?;
-                        let body: String = row.try_get("body")?;
-                        stored.insert(code, from_json(&body, "signal body")?);
-                    }
-                    stored
-                }
-            };
-            applied.changes = signal_changes(&latest, stored);
-            if let Some(all) = &mut after {
-                // What the upsert below writes: each code's latest value and times.
-                for signal in &latest {
-                    all.insert(signal.code.clone(), (*signal).clone());
-                }
-            }
-            // Unchanged values are written too: their retrieval times move on.
-            let rows: Vec<(&SignalValue, &String)> = latest.iter().copied().zip(&bodies).collect();
-            for chunk in rows.chunks(ROWS_PER_INSERT) {
-                let mut insert = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO signals (vehicle_id, code, body, oem_updated_at, retrieved_at, updated_at) ",
-                );
-                insert.push_values(chunk, |mut b, (signal, body)| {
-                    b.push_bind(vehicle_id)
-                        .push_bind(signal.code.as_str())
-                        .push_bind(body.as_str())
-                        .push_bind(signal.oem_updated_at)
-                        .push_bind(signal.retrieved_at)
-                        .push_bind(now);
-                });
-                insert.push(
-                    " ON CONFLICT (vehicle_id, code) DO UPDATE SET body = excluded.body, \
-                     oem_updated_at = excluded.oem_updated_at, retrieved_at = excluded.retrieved_at, \
-                     updated_at = excluded.updated_at",
-                );
-                insert.build().execute(&mut **tx).await?;
-            }
+        if let Some(errors) = item.errors {
+            apply_errors(tx, item.vehicle_id, errors, item.now, &mut applied).await?;
         }
-
-        if let Some(errors) = errors {
-            let rows = sqlx::query(
-                "SELECT error_type, code, description, signals, raised_at FROM vehicle_errors \
-                 WHERE vehicle_id = ? ORDER BY position",
-            )
-            .bind(vehicle_id)
-            .fetch_all(&mut **tx)
-            .await?;
-            let mut stored: Vec<(VehicleErrorState, Millis)> = Vec::with_capacity(rows.len());
-            for row in &rows {
-                stored.push((error_from_row(row)?, row.try_get("raised_at")?));
-            }
-
-            let ErrorsDiff { active, unchanged } =
-                error_changes(errors, &stored, now, &mut applied);
-            if !unchanged {
-                sqlx::query("DELETE FROM vehicle_errors WHERE vehicle_id = ?")
-                    .bind(vehicle_id)
-                    .execute(&mut **tx)
-                    .await?;
-                let rows = active
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (error, at))| Ok((i as i64, *error, *at, to_json(&error.signals)?)))
-                    .collect::<StoreResult<Vec<_>>>()?;
-                for chunk in rows.chunks(ROWS_PER_INSERT) {
-                    let mut insert = QueryBuilder::<Sqlite>::new(
-                        "INSERT INTO vehicle_errors (vehicle_id, error_type, code, description, signals, \
-                         position, raised_at) ",
-                    );
-                    insert.push_values(chunk, |mut b, (i, error, at, signals)| {
-                        b.push_bind(vehicle_id)
-                            .push_bind(error.error_type.as_str())
-                            .push_bind(error.code.as_str())
-                            .push_bind(error.description.as_deref())
-                            .push_bind(signals.as_str())
-                            .push_bind(*i)
-                            .push_bind(*at);
-                    });
-                    insert.build().execute(&mut **tx).await?;
-                }
-            }
-        }
-
-        let mut deliveries = Vec::new();
-        if let (Some(render), Some(after), true) = (render, &after, changed(&applied)) {
-            deliveries = render(&applied, after);
-        }
-        Ok((applied, deliveries))
+        let deliveries = match item.render {
+            Some(render) if changed(&applied) => render(&applied, signals),
+            _ => Vec::new(),
+        };
+        outcomes.push((applied, deliveries));
     }
+    write_signals(tx, &writes).await?;
+    Ok(outcomes)
+}
+
+/// A signal row to upsert: vehicle, value, platform time of the ingest.
+type SignalWrite<'a> = (&'a str, &'a SignalValue, Millis);
+
+/// Reads, in one or two statements, what the group's diffs and renders need: every signal of
+/// a vehicle some item renders for (the payloads carry all of them), and only the ingested
+/// codes of the others.
+async fn read_group_signals(
+    tx: &mut Transaction<'static, Sqlite>,
+    items: &[IngestItem<'_>],
+    latest: &[Vec<&SignalValue>],
+) -> StoreResult<GroupSignals> {
+    let rendered: HashSet<&str> = items
+        .iter()
+        .filter(|i| i.render.is_some())
+        .map(|i| i.vehicle_id)
+        .collect();
+    let mut keyed: HashSet<&str> = HashSet::new();
+    let mut codes: HashSet<&str> = HashSet::new();
+    for (item, latest) in items.iter().zip(latest) {
+        if !rendered.contains(item.vehicle_id) && !latest.is_empty() {
+            keyed.insert(item.vehicle_id);
+            codes.extend(latest.iter().map(|s| s.code.as_str()));
+        }
+    }
+    let mut known = GroupSignals::with_capacity(rendered.len() + keyed.len());
+    const COLS: &str = "SELECT vehicle_id, code, body, oem_updated_at, retrieved_at FROM signals";
+    if !rendered.is_empty() {
+        let rows = sqlx::query(&format!(
+            "{COLS} WHERE vehicle_id IN (SELECT value FROM json_each(?))"
+        ))
+        .bind(to_json(&rendered)?)
+        .fetch_all(&mut **tx)
+        .await?;
+        add_signal_rows(&mut known, &rows)?;
+    }
+    if !keyed.is_empty() {
+        // Every ingested code of every such vehicle: a few rows more than the pairs asked
+        // for, which no diff looks at, against a join that would not use the primary key.
+        let rows = sqlx::query(&format!(
+            "{COLS} WHERE vehicle_id IN (SELECT value FROM json_each(?)) \
+             AND code IN (SELECT value FROM json_each(?))"
+        ))
+        .bind(to_json(&keyed)?)
+        .bind(to_json(&codes)?)
+        .fetch_all(&mut **tx)
+        .await?;
+        add_signal_rows(&mut known, &rows)?;
+    }
+    Ok(known)
+}
+
+fn add_signal_rows(known: &mut GroupSignals, rows: &[SqliteRow]) -> StoreResult<()> {
+    for row in rows {
+        let vehicle_id: String = row.try_get("vehicle_id")?;
+        let value = signal_from_row(row)?;
+        known
+            .entry(vehicle_id)
+            .or_default()
+            .insert(value.code.clone(), value);
+    }
+    Ok(())
+}
+
+/// Upserts the group's signal values; a (vehicle, code) written by several items of the
+/// group is written once, with the last value, as applying them one after another would
+/// leave it.
+async fn write_signals(
+    tx: &mut Transaction<'static, Sqlite>,
+    writes: &[SignalWrite<'_>],
+) -> StoreResult<()> {
+    let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(writes.len());
+    let mut rows: Vec<SignalWrite<'_>> = Vec::with_capacity(writes.len());
+    for &(vehicle_id, signal, now) in writes {
+        match last.entry((vehicle_id, signal.code.as_str())) {
+            std::collections::hash_map::Entry::Occupied(at) => {
+                rows[*at.get()] = (vehicle_id, signal, now)
+            }
+            std::collections::hash_map::Entry::Vacant(at) => {
+                at.insert(rows.len());
+                rows.push((vehicle_id, signal, now));
+            }
+        }
+    }
+    let bodies = rows
+        .iter()
+        .map(|(_, s, _)| to_json(&s.body))
+        .collect::<StoreResult<Vec<String>>>()?;
+    let rows: Vec<(&SignalWrite<'_>, &String)> = rows.iter().zip(&bodies).collect();
+    for chunk in statement_chunks(&rows, ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO signals (vehicle_id, code, body, oem_updated_at, retrieved_at, updated_at) ",
+        );
+        insert.push_values(chunk, |mut b, ((vehicle_id, signal, now), body)| {
+            b.push_bind(*vehicle_id)
+                .push_bind(signal.code.as_str())
+                .push_bind(body.as_str())
+                .push_bind(signal.oem_updated_at)
+                .push_bind(signal.retrieved_at)
+                .push_bind(*now);
+        });
+        insert.push(
+            " ON CONFLICT (vehicle_id, code) DO UPDATE SET body = excluded.body, \
+             oem_updated_at = excluded.oem_updated_at, retrieved_at = excluded.retrieved_at, \
+             updated_at = excluded.updated_at",
+        );
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Makes `errors` the vehicle's full set of active errors inside `tx`, recording what was
+/// raised and resolved in `applied`.
+async fn apply_errors(
+    tx: &mut Transaction<'static, Sqlite>,
+    vehicle_id: &str,
+    errors: &[VehicleErrorState],
+    now: Millis,
+    applied: &mut IngestApplied,
+) -> StoreResult<()> {
+    let rows = sqlx::query(
+        "SELECT error_type, code, description, signals, raised_at FROM vehicle_errors \
+         WHERE vehicle_id = ? ORDER BY position",
+    )
+    .bind(vehicle_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut stored: Vec<(VehicleErrorState, Millis)> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        stored.push((error_from_row(row)?, row.try_get("raised_at")?));
+    }
+
+    let ErrorsDiff { active, unchanged } = error_changes(errors, &stored, now, applied);
+    if unchanged {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM vehicle_errors WHERE vehicle_id = ?")
+        .bind(vehicle_id)
+        .execute(&mut **tx)
+        .await?;
+    let rows = active
+        .iter()
+        .enumerate()
+        .map(|(i, (error, at))| Ok((i as i64, *error, *at, to_json(&error.signals)?)))
+        .collect::<StoreResult<Vec<_>>>()?;
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO vehicle_errors (vehicle_id, error_type, code, description, signals, \
+             position, raised_at) ",
+        );
+        insert.push_values(chunk, |mut b, (i, error, at, signals)| {
+            b.push_bind(vehicle_id)
+                .push_bind(error.error_type.as_str())
+                .push_bind(error.code.as_str())
+                .push_bind(error.description.as_deref())
+                .push_bind(signals.as_str())
+                .push_bind(*i)
+                .push_bind(*at);
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// A delivery joined with what the dispatcher needs to send it. The inner joins leave out
@@ -708,13 +765,21 @@ impl Store for SqliteStore {
     }
 
     async fn app_by_token(&self, token: &str) -> StoreResult<Option<App>> {
+        let since = match self.apps_by_token.get(token) {
+            Ok(app) => return Ok(Some(app)),
+            Err(since) => since,
+        };
         let row = sqlx::query(
             "SELECT id, name, management_token, created_at FROM apps WHERE management_token = ?",
         )
         .bind(token)
         .fetch_optional(&self.readers)
         .await?;
-        row.as_ref().map(app_from_row).transpose()
+        let app = row.as_ref().map(app_from_row).transpose()?;
+        if let Some(app) = &app {
+            self.apps_by_token.insert(since, token, app.clone());
+        }
+        Ok(app)
     }
 
     async fn list_apps(&self) -> StoreResult<Vec<App>> {
@@ -735,6 +800,8 @@ impl Store for SqliteStore {
             .map_err(conflict(
                 "management token already in use by another application",
             ))?;
+        // The old token must stop working at once.
+        self.apps_by_token.invalidate(|_, app| app.id == app_id);
         Ok(())
     }
 
@@ -789,6 +856,12 @@ impl Store for SqliteStore {
     }
 
     async fn vehicle(&self, app_id: &str, id: &str) -> StoreResult<Option<Vehicle>> {
+        // Ids are unique across applications: a cached vehicle of another application means
+        // this one has none by that id.
+        let since = match self.vehicles.get(id) {
+            Ok(vehicle) => return Ok((vehicle.app_id == app_id).then_some(vehicle)),
+            Err(since) => since,
+        };
         let row = sqlx::query(&format!(
             "SELECT {VEHICLE_COLS} FROM vehicles WHERE id = ? AND app_id = ?"
         ))
@@ -796,7 +869,11 @@ impl Store for SqliteStore {
         .bind(app_id)
         .fetch_optional(&self.readers)
         .await?;
-        row.as_ref().map(vehicle_from_row).transpose()
+        let vehicle = row.as_ref().map(vehicle_from_row).transpose()?;
+        if let Some(vehicle) = &vehicle {
+            self.vehicles.insert(since, id, vehicle.clone());
+        }
+        Ok(vehicle)
     }
 
     async fn vehicle_by_token(&self, token: &str) -> StoreResult<Option<Vehicle>> {
@@ -875,7 +952,11 @@ impl Store for SqliteStore {
             .bind(app_id)
             .execute(&self.writer)
             .await?;
-        Ok(done.rows_affected() > 0)
+        let deleted = done.rows_affected() > 0;
+        if deleted {
+            self.vehicles.invalidate(|key, _| key == id);
+        }
+        Ok(deleted)
     }
 
     async fn apply_ingest(
@@ -885,7 +966,14 @@ impl Store for SqliteStore {
         errors: Option<&[VehicleErrorState]>,
         now: Millis,
     ) -> StoreResult<IngestApplied> {
-        Ok(self.ingest(vehicle_id, signals, errors, now, None).await?.0)
+        let item = IngestItem {
+            vehicle_id,
+            signals,
+            errors,
+            now,
+            render: None,
+        };
+        Ok(self.ingest_one(item).await?.0)
     }
 
     fn groups_ingests(&self) -> bool {
@@ -897,7 +985,7 @@ impl Store for SqliteStore {
         items: &[IngestItem<'_>],
     ) -> Vec<StoreResult<(IngestApplied, usize)>> {
         if items.len() > 1 {
-            match self.ingest_group(items).await {
+            match self.ingest(items).await {
                 Ok(results) => return results.into_iter().map(Ok).collect(),
                 // One item's failure (a vehicle deleted meanwhile, say) rolled the group back:
                 // apply each alone, so it fails alone.
@@ -906,16 +994,7 @@ impl Store for SqliteStore {
         }
         let mut results = Vec::with_capacity(items.len());
         for item in items {
-            results.push(
-                self.ingest(
-                    item.vehicle_id,
-                    item.signals,
-                    item.errors,
-                    item.now,
-                    item.render,
-                )
-                .await,
-            );
+            results.push(self.ingest_one(*item).await);
         }
         results
     }
@@ -928,8 +1007,14 @@ impl Store for SqliteStore {
         now: Millis,
         render: RenderChanges<'_>,
     ) -> StoreResult<(IngestApplied, usize)> {
-        self.ingest(vehicle_id, signals, errors, now, Some(render))
-            .await
+        self.ingest_one(IngestItem {
+            vehicle_id,
+            signals,
+            errors,
+            now,
+            render: Some(render),
+        })
+        .await
     }
 
     async fn signals(&self, vehicle_id: &str) -> StoreResult<HashMap<String, SignalValue>> {
