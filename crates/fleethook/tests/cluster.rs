@@ -348,9 +348,12 @@ async fn three_nodes_share_the_work_and_survive_a_sigkill_mid_burst() {
         arrivals.iter().filter(|(_, at)| at.len() > 1).collect();
     for (event, at) in &duplicated {
         assert_eq!(at.len(), 2, "event {event} arrived {} times", at.len());
+        // The victim's leases right after the kill are what it had claimed; a request it wrote
+        // just before dying can still reach the receiver's handler a moment after `killed_at`
+        // on a loaded machine, so the lease, not the arrival time, says it was in flight.
         assert!(
-            at[0] <= killed_at,
-            "event {event} was duplicated though first sent after the kill"
+            at[0] <= killed_at || in_flight_at_kill.contains(*event),
+            "event {event} was duplicated though the killed node did not hold it"
         );
     }
 
