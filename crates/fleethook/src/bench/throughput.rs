@@ -542,34 +542,48 @@ async fn fill_outbox(
     vehicles: &Arc<Vec<Vehicle>>,
     config: &ThroughputConfig,
 ) -> anyhow::Result<()> {
+    let (state, vehicles, change) = (server.state.clone(), vehicles.clone(), config.clone());
+    for_each_index(config.ingest_in_flight, config.deliveries, move |index| {
+        let (state, vehicles) = (state.clone(), vehicles.clone());
+        let (vehicle, value) = change_of(&change, 0, index);
+        async move {
+            let now = state.clock.now_ms();
+            let applied =
+                crate::ingest::apply(&state, &vehicles[vehicle], &[soc(value, now)], None, now)
+                    .await?;
+            if applied.changes.len() != 1 {
+                bail!("change {index} was not a change");
+            }
+            Ok(())
+        }
+    })
+    .await
+    .context("a fill worker failed")
+}
+
+/// Runs `job` for every index in `0..total` from `workers` concurrent tasks, each taking the
+/// next index as soon as its last job ends; the first error ends the run.
+async fn for_each_index<F, Fut>(workers: usize, total: usize, job: F) -> anyhow::Result<()>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
     let next = Arc::new(AtomicUsize::new(0));
-    let mut workers = JoinSet::new();
-    for _ in 0..config.ingest_in_flight {
-        let (state, vehicles, next, config) = (
-            server.state.clone(),
-            vehicles.clone(),
-            next.clone(),
-            config.clone(),
-        );
-        workers.spawn(async move {
+    let mut tasks = JoinSet::new();
+    for _ in 0..workers {
+        let (next, job) = (next.clone(), job.clone());
+        tasks.spawn(async move {
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
-                if index >= config.deliveries {
+                if index >= total {
                     return anyhow::Ok(());
                 }
-                let (vehicle, value) = change_of(&config, 0, index);
-                let now = state.clock.now_ms();
-                let applied =
-                    crate::ingest::apply(&state, &vehicles[vehicle], &[soc(value, now)], None, now)
-                        .await?;
-                if applied.changes.len() != 1 {
-                    bail!("change {index} was not a change");
-                }
+                job(index).await?;
             }
         });
     }
-    while let Some(joined) = workers.join_next().await {
-        joined.context("a fill worker panicked")??;
+    while let Some(joined) = tasks.join_next().await {
+        joined.context("a worker panicked")??;
     }
     Ok(())
 }
@@ -603,48 +617,33 @@ async fn drive_raw(
     let client = build_client(true);
     let url: Arc<str> = format!("{receiver_base}?endpoint=raw").into();
     let body = Bytes::from(body.to_string());
-    let next = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(AtomicUsize::new(0));
-    let mut workers = JoinSet::new();
-    for _ in 0..config.concurrency {
-        let (client, url, body, next, failures, total) = (
-            client.clone(),
-            url.clone(),
-            body.clone(),
-            next.clone(),
-            failures.clone(),
-            config.deliveries,
-        );
-        workers.spawn(async move {
-            loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                if index >= total {
-                    return;
+    let counted = failures.clone();
+    for_each_index(config.concurrency, config.deliveries, move |index| {
+        let sent = client
+            .post(&*url)
+            .header("content-type", "application/json")
+            .header("SC-Signature", "0".repeat(64))
+            .header("webhook-id", format!("raw-{index}"))
+            .header("webhook-timestamp", "0")
+            .header("webhook-signature", "v1,AAAA")
+            .body(body.clone())
+            .send();
+        let failures = counted.clone();
+        async move {
+            match sent.await {
+                Ok(response) if response.status() == StatusCode::OK => {
+                    let _ = response.bytes().await;
                 }
-                let sent = client
-                    .post(&*url)
-                    .header("content-type", "application/json")
-                    .header("SC-Signature", "0".repeat(64))
-                    .header("webhook-id", format!("raw-{index}"))
-                    .header("webhook-timestamp", "0")
-                    .header("webhook-signature", "v1,AAAA")
-                    .body(body.clone())
-                    .send()
-                    .await;
-                match sent {
-                    Ok(response) if response.status() == StatusCode::OK => {
-                        let _ = response.bytes().await;
-                    }
-                    _ => {
-                        failures.fetch_add(1, Ordering::Relaxed);
-                    }
+                _ => {
+                    failures.fetch_add(1, Ordering::Relaxed);
                 }
             }
-        });
-    }
-    while let Some(joined) = workers.join_next().await {
-        joined.context("a raw worker panicked")?;
-    }
+            Ok(())
+        }
+    })
+    .await
+    .context("a raw worker failed")?;
     Ok(failures.load(Ordering::SeqCst))
 }
 
@@ -659,55 +658,40 @@ async fn drive_ingests(
 ) -> anyhow::Result<()> {
     let bases: Arc<Vec<String>> = Arc::new(nodes.iter().map(RunningServer::url).collect());
     let amt: Arc<str> = app.management_token.as_str().into();
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut workers = JoinSet::new();
-    for _ in 0..config.ingest_in_flight {
-        let (api, bases, amt, vehicles, next, config) = (
-            api.clone(),
-            bases.clone(),
-            amt.clone(),
-            vehicles.clone(),
-            next.clone(),
-            config.clone(),
-        );
-        workers.spawn(async move {
-            loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                if index >= config.deliveries {
-                    return anyhow::Ok(());
-                }
-                let (vehicle, value) = change_of(&config, 1, index);
-                let base = &bases[index % bases.len()];
-                let response = api
-                    .post(format!(
-                        "{base}/api/v1/vehicles/{}/signals",
-                        vehicles[vehicle].id
-                    ))
-                    .bearer_auth(&*amt)
-                    .json(&json!({
-                        "signals": [{"code": SIGNAL, "body": {"unit": "percent", "value": value}}]
-                    }))
-                    .send()
-                    .await
-                    .context("ingest request failed")?;
-                let status = response.status();
-                let body: Value = response.json().await.unwrap_or(Value::Null);
-                if status != StatusCode::ACCEPTED {
-                    bail!("ingest answered {status}: {body}");
-                }
-                if !body["changed"]
-                    .as_array()
-                    .is_some_and(|c| c.iter().any(|c| c == SIGNAL))
-                {
-                    bail!("ingest did not count {SIGNAL} as changed: {body}");
-                }
+    let (api, vehicles, change) = (api.clone(), vehicles.clone(), config.clone());
+    for_each_index(config.ingest_in_flight, config.deliveries, move |index| {
+        let (api, bases, amt, vehicles) =
+            (api.clone(), bases.clone(), amt.clone(), vehicles.clone());
+        let (vehicle, value) = change_of(&change, 1, index);
+        async move {
+            let base = &bases[index % bases.len()];
+            let response = api
+                .post(format!(
+                    "{base}/api/v1/vehicles/{}/signals",
+                    vehicles[vehicle].id
+                ))
+                .bearer_auth(&*amt)
+                .json(&json!({
+                    "signals": [{"code": SIGNAL, "body": {"unit": "percent", "value": value}}]
+                }))
+                .send()
+                .await
+                .context("ingest request failed")?;
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if status != StatusCode::ACCEPTED {
+                bail!("ingest answered {status}: {body}");
             }
-        });
-    }
-    while let Some(joined) = workers.join_next().await {
-        joined.context("an ingest worker panicked")??;
-    }
-    Ok(())
+            if !body["changed"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c == SIGNAL))
+            {
+                bail!("ingest did not count {SIGNAL} as changed: {body}");
+            }
+            Ok(())
+        }
+    })
+    .await
 }
 
 /// Starts a node's trigger and dispatcher loops, as a server with a background dispatcher
