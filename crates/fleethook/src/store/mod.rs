@@ -22,6 +22,7 @@ mod lookup_cache;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_memory;
+mod sqlite_writer;
 
 pub mod conformance;
 

@@ -1,10 +1,10 @@
 //! The embedded store: one SQLite file in WAL mode, owned by one process.
 //!
-//! SQLite has a single writer. Every write goes through a pool of exactly one connection, so
-//! writers queue asynchronously on the pool instead of spinning in SQLite's busy handler (which
-//! blocks a thread) or failing with `SQLITE_BUSY`; read-modify-write transactions still start
-//! with `BEGIN IMMEDIATE`, so even a foreign writer (a tool opening the file by hand) can never
-//! make one fail half-way on a lock upgrade. Reads use a small pool of their own: WAL lets them
+//! SQLite has a single writer. Every write goes through exactly one connection behind an async
+//! mutex (`sqlite_writer`), so writers queue asynchronously for it instead of spinning in
+//! SQLite's busy handler (which blocks a thread) or failing with `SQLITE_BUSY`;
+//! read-modify-write transactions still start with `BEGIN IMMEDIATE`, so even a foreign writer
+//! (a tool opening the file by hand) can never make one fail half-way on a lock upgrade. Reads use a small pool of their own: WAL lets them
 //! proceed while the writer commits.
 //!
 //! A second fleethook process on the same file is refused by an advisory lock on
@@ -23,7 +23,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::checkpointer::Checkpointer;
 use super::codec::{
@@ -31,6 +31,7 @@ use super::codec::{
 };
 use super::diff::{changed, error_changes, latest_per_code, signal_changes, ErrorsDiff};
 use super::lookup_cache::LookupCache;
+use super::sqlite_writer::{WriteTx, Writer};
 use super::{
     DeliveryFilter, DynamicAdvance, DynamicDue, IngestApplied, IngestItem, RenderChanges,
     ScheduleDue, ScheduleProgress, Store, StoreError, StoreResult, VehicleSignals,
@@ -81,7 +82,7 @@ const VEHICLE_COLS: &str =
 /// The embedded [`Store`]: a SQLite database file owned by this process.
 pub struct SqliteStore {
     /// The single writing connection (see the module documentation).
-    writer: SqlitePool,
+    writer: Writer,
     /// Connections that only read.
     readers: SqlitePool,
     /// Copies the write-ahead log back into the file, off the writer's path.
@@ -148,14 +149,12 @@ impl SqliteStore {
         // The writer touches the outbox's newest pages and its indexes on every batch; a cache
         // of 64 MiB (SQLite's default is 2 MiB) keeps them in memory between commits. The
         // cache grows only as pages are used.
+        let writer = Writer::connect(&options.clone().pragma("cache_size", "-65536")).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut *writer.acquire().await?)
+            .await?;
         // No ping before each use (sqlx's default): a SQLite connection is a file in this
         // process, and the ping was a thread round trip per statement.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .connect_with(options.clone().pragma("cache_size", "-65536"))
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .test_before_acquire(false)
@@ -188,8 +187,8 @@ impl SqliteStore {
 
     /// Starts a write transaction that holds the write lock from its first statement, so what
     /// it reads cannot change before it writes.
-    async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    async fn write_tx(&self) -> StoreResult<WriteTx> {
+        Ok(self.writer.begin().await?)
     }
 }
 
@@ -332,7 +331,7 @@ fn claimed_from_row(row: &SqliteRow) -> StoreResult<ClaimedDelivery> {
 /// The webhooks of a claim with their applications' management tokens, each decoded once
 /// however many of the claimed deliveries go to it.
 async fn claim_webhooks(
-    tx: &mut Transaction<'static, Sqlite>,
+    readers: &SqlitePool,
     deliveries: &[Delivery],
 ) -> StoreResult<HashMap<String, (Arc<Webhook>, String)>> {
     let ids: HashSet<&str> = deliveries.iter().map(|d| d.webhook_id.as_str()).collect();
@@ -341,7 +340,7 @@ async fn claim_webhooks(
          WHERE w.id IN (SELECT value FROM json_each(?))"
     ))
     .bind(to_json(&ids)?)
-    .fetch_all(&mut **tx)
+    .fetch_all(readers)
     .await?;
     rows.iter()
         .map(|row| {
@@ -364,10 +363,7 @@ fn error_from_row(row: &SqliteRow) -> StoreResult<VehicleErrorState> {
 
 /// Inserts payloads into the outbox inside `tx`, so a trigger's payloads commit together with
 /// the state change that fired them.
-async fn insert_deliveries(
-    tx: &mut Transaction<'static, Sqlite>,
-    deliveries: &[NewDelivery],
-) -> StoreResult<()> {
+async fn insert_deliveries(tx: &mut WriteTx, deliveries: &[NewDelivery]) -> StoreResult<()> {
     if deliveries.is_empty() {
         return Ok(());
     }
@@ -526,7 +522,7 @@ type GroupSignals = HashMap<String, HashMap<String, SignalValue>>;
 /// vehicle's signals as the ingest leaves them. Returns, per item, what changed and the
 /// payloads, for the caller to insert.
 async fn ingest_in_tx(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     items: &[IngestItem<'_>],
 ) -> StoreResult<Vec<(IngestApplied, Vec<NewDelivery>)>> {
     let latest: Vec<Vec<&SignalValue>> = items.iter().map(|i| latest_per_code(i.signals)).collect();
@@ -570,7 +566,7 @@ type SignalWrite<'a> = (&'a str, &'a SignalValue, Millis);
 /// a vehicle some item renders for (the payloads carry all of them), and only the ingested
 /// codes of the others.
 async fn read_group_signals(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     items: &[IngestItem<'_>],
     latest: &[Vec<&SignalValue>],
 ) -> StoreResult<GroupSignals> {
@@ -629,10 +625,7 @@ fn add_signal_rows(known: &mut GroupSignals, rows: &[SqliteRow]) -> StoreResult<
 /// Upserts the group's signal values; a (vehicle, code) written by several items of the
 /// group is written once, with the last value, as applying them one after another would
 /// leave it.
-async fn write_signals(
-    tx: &mut Transaction<'static, Sqlite>,
-    writes: &[SignalWrite<'_>],
-) -> StoreResult<()> {
+async fn write_signals(tx: &mut WriteTx, writes: &[SignalWrite<'_>]) -> StoreResult<()> {
     let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(writes.len());
     let mut rows: Vec<SignalWrite<'_>> = Vec::with_capacity(writes.len());
     for &(vehicle_id, signal, now) in writes {
@@ -676,7 +669,7 @@ async fn write_signals(
 /// Makes `errors` the vehicle's full set of active errors inside `tx`, recording what was
 /// raised and resolved in `applied`.
 async fn apply_errors(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     vehicle_id: &str,
     errors: &[VehicleErrorState],
     now: Millis,
@@ -747,7 +740,7 @@ impl Store for SqliteStore {
         .bind(&app.name)
         .bind(&app.management_token)
         .bind(app.created_at)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.acquire().await?)
         .await
         .map_err(conflict(
             "application id or management token already in use",
@@ -795,7 +788,7 @@ impl Store for SqliteStore {
         sqlx::query("UPDATE apps SET management_token = ? WHERE id = ?")
             .bind(token)
             .bind(app_id)
-            .execute(&self.writer)
+            .execute(&mut *self.writer.acquire().await?)
             .await
             .map_err(conflict(
                 "management token already in use by another application",
@@ -821,7 +814,7 @@ impl Store for SqliteStore {
         .bind(vehicle.mode.as_str())
         .bind(vehicle.simulated)
         .bind(vehicle.created_at)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.acquire().await?)
         .await
         .map_err(conflict("vehicle id, or VIN within the application, already in use"))?;
         Ok(())
@@ -950,7 +943,7 @@ impl Store for SqliteStore {
         let done = sqlx::query("DELETE FROM vehicles WHERE id = ? AND app_id = ?")
             .bind(id)
             .bind(app_id)
-            .execute(&self.writer)
+            .execute(&mut *self.writer.acquire().await?)
             .await?;
         let deleted = done.rows_affected() > 0;
         if deleted {
@@ -1065,7 +1058,7 @@ impl Store for SqliteStore {
         .bind(webhook.max_payload_bytes)
         .bind(webhook.created_at)
         .bind(webhook.updated_at)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.acquire().await?)
         .await
         .map_err(conflict("webhook id already in use"))?;
         Ok(())
@@ -1114,7 +1107,7 @@ impl Store for SqliteStore {
         .bind(webhook.updated_at)
         .bind(&webhook.id)
         .bind(&webhook.app_id)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.acquire().await?)
         .await?;
         Ok(())
     }
@@ -1154,7 +1147,7 @@ impl Store for SqliteStore {
         .bind(webhook_id)
         .bind(vehicle_id)
         .bind(at)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.acquire().await?)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -1187,7 +1180,7 @@ impl Store for SqliteStore {
         let done = sqlx::query("DELETE FROM subscriptions WHERE webhook_id = ? AND vehicle_id = ?")
             .bind(webhook_id)
             .bind(vehicle_id)
-            .execute(&self.writer)
+            .execute(&mut *self.writer.acquire().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -1251,13 +1244,14 @@ impl Store for SqliteStore {
         // One JSON parameter for the skip list keeps the statement text, and so the prepared
         // statement, the same whatever its length.
         let skip = to_json(skip_webhooks)?;
-        let mut tx = self.write_tx().await?;
-        // The first `limit` due deliveries (their webhook must exist), numbered per webhook so
-        // that each webhook's first `per_webhook` are taken. The webhooks' columns are read
-        // apart, once per webhook: the driver copies every column of every row.
+        // One statement leases and returns the claim: one turn of one round trip on the write
+        // connection, which claims, completions and ingests take turns on (a transaction of a
+        // select, a lease update and a commit was five). It leases the first `limit` due
+        // deliveries (their webhook must exist), numbered per webhook so that each webhook's
+        // first `per_webhook` are taken.
         let rows = sqlx::query(&format!(
             "WITH due AS ( \
-               SELECT seq, next_attempt_at, \
+               SELECT seq, \
                  ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS nth \
                FROM (SELECT d.seq, d.webhook_id, d.next_attempt_at FROM deliveries d \
                  WHERE d.status = 'pending' AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ? \
@@ -1265,25 +1259,38 @@ impl Store for SqliteStore {
                  AND d.webhook_id NOT IN (SELECT value FROM json_each(?)) \
                  AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.app_id = d.app_id) \
                  ORDER BY d.next_attempt_at, d.seq LIMIT ?)) \
-             SELECT {DELIVERY_COLS} FROM due JOIN deliveries d ON d.seq = due.seq \
-             WHERE due.nth <= ? ORDER BY due.next_attempt_at, due.seq"
+             UPDATE deliveries AS d SET lease_until = ? \
+             WHERE d.seq IN (SELECT seq FROM due WHERE nth <= ?) \
+             RETURNING {}, seq",
+            // RETURNING names the updated table's columns bare.
+            DELIVERY_COLS.replace("d.", "")
         ))
         .bind(now)
         .bind(lease_now)
         .bind(&skip)
         .bind(limit)
+        .bind(lease_until)
         .bind(per_webhook)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *self.writer.acquire().await?)
         .await?;
-        let deliveries = rows
+        // RETURNING comes in no promised order; the claim's is the outbox's.
+        let mut deliveries = rows
             .iter()
-            .map(|row| delivery_at(row, 0))
-            .collect::<StoreResult<Vec<_>>>()?;
+            .map(|row| {
+                Ok((
+                    delivery_at(row, 0)?,
+                    row.try_get::<i64, _>(DELIVERY_COL_COUNT)?,
+                ))
+            })
+            .collect::<StoreResult<Vec<(Delivery, i64)>>>()?;
+        deliveries.sort_by_key(|(d, seq)| (d.next_attempt_at, *seq));
         if deliveries.is_empty() {
-            tx.rollback().await?;
             return Ok(Vec::new());
         }
-        let webhooks = claim_webhooks(&mut tx, &deliveries).await?;
+        // The webhooks are read after the lease, on a reader. One deleted meanwhile had its
+        // pending deliveries failed by the deletion; its leased ones are left out here.
+        let deliveries: Vec<Delivery> = deliveries.into_iter().map(|(d, _)| d).collect();
+        let webhooks = claim_webhooks(&self.readers, &deliveries).await?;
         let claimed: Vec<ClaimedDelivery> = deliveries
             .into_iter()
             .filter_map(|delivery| {
@@ -1297,20 +1304,6 @@ impl Store for SqliteStore {
                 })
             })
             .collect();
-        let ids = to_json(
-            &claimed
-                .iter()
-                .map(|c| c.delivery.id.as_str())
-                .collect::<Vec<_>>(),
-        )?;
-        sqlx::query(
-            "UPDATE deliveries SET lease_until = ? WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(lease_until)
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
         Ok(claimed)
     }
 
@@ -1467,7 +1460,7 @@ impl Store for SqliteStore {
         let done = sqlx::query(
             "UPDATE deliveries SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL",
         )
-        .execute(&self.writer)
+        .execute(&mut *self.writer.acquire().await?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -1597,13 +1590,13 @@ impl Store for SqliteStore {
                 )
                 .bind(at)
                 .bind(webhook_id)
-                .execute(&self.writer)
+                .execute(&mut *self.writer.acquire().await?)
                 .await?;
             }
             None => {
                 sqlx::query("DELETE FROM schedules WHERE webhook_id = ?")
                     .bind(webhook_id)
-                    .execute(&self.writer)
+                    .execute(&mut *self.writer.acquire().await?)
                     .await?;
             }
         }
@@ -1727,7 +1720,7 @@ impl Store for SqliteStore {
         .bind(due)
         .bind(webhook_id)
         .bind(vehicle_id)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.acquire().await?)
         .await?;
         Ok(())
     }
@@ -1740,7 +1733,7 @@ impl Store for SqliteStore {
         .bind(at_latest)
         .bind(vehicle_id)
         .bind(at_latest)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.acquire().await?)
         .await?
         .rows_affected();
         Ok(moved)
@@ -2049,7 +2042,7 @@ mod tests {
             .await
             .expect("open");
         let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-            .fetch_one(&store.writer)
+            .fetch_one(&mut *store.writer.acquire().await.expect("writer"))
             .await
             .expect("pragma");
         assert_eq!(auto, 0, "no checkpoint inside a commit");
