@@ -64,8 +64,8 @@ const CACHED_VEHICLES: usize = 100_000;
 const WEBHOOK_DELETED: &str = "webhook deleted";
 
 /// The columns of a delivery, read from `deliveries d`, in the order `delivery_at` decodes.
-const DELIVERY_COLS: &str =
-    "d.id, d.app_id, d.webhook_id, d.event_id, d.purpose, d.target_uri, d.body, \
+const DELIVERY_COLS: &str = "d.id, d.app_id, d.webhook_id, d.event_id, d.purpose, d.target_uri, \
+     (SELECT b.body FROM delivery_bodies b WHERE b.seq = d.seq), \
      d.event_type, d.vehicle_ids, d.status, d.attempt_count, d.next_attempt_at, d.last_error, \
      d.created_at, d.updated_at";
 const DELIVERY_COL_COUNT: usize = 15;
@@ -381,20 +381,29 @@ async fn insert_deliveries(tx: &mut WriteTx, deliveries: &[NewDelivery]) -> Stor
         .collect();
     let ids = to_json(&deliveries.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())?;
 
-    let rows: Vec<(&NewDelivery, &String)> = deliveries.iter().zip(&vehicle_ids).collect();
+    // The rows are numbered here, under the write lock, so each body can name its row
+    // (`delivery_bodies`, see migration 0004) without reading the numbers back.
+    let first_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM deliveries")
+        .fetch_one(&mut **tx)
+        .await?;
+    let rows: Vec<(i64, &NewDelivery, &String)> = (first_seq..)
+        .zip(deliveries)
+        .zip(&vehicle_ids)
+        .map(|((seq, d), vehicles)| (seq, d, vehicles))
+        .collect();
     for chunk in statement_chunks(&rows, ROWS_PER_INSERT) {
         let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO deliveries (id, app_id, webhook_id, event_id, purpose, target_uri, body, \
+                "INSERT INTO deliveries (seq, id, app_id, webhook_id, event_id, purpose, target_uri, \
                  event_type, vehicle_ids, status, attempt_count, next_attempt_at, created_at, updated_at) ",
             );
-        insert.push_values(chunk, |mut b, (d, vehicles)| {
-            b.push_bind(d.id.as_str())
+        insert.push_values(chunk, |mut b, (seq, d, vehicles)| {
+            b.push_bind(*seq)
+                .push_bind(d.id.as_str())
                 .push_bind(d.app_id.as_str())
                 .push_bind(d.webhook_id.as_str())
                 .push_bind(d.event_id.as_str())
                 .push_bind(d.purpose.as_str())
                 .push_bind(d.target_uri.as_str())
-                .push_bind(d.body.as_str())
                 .push_bind(d.event_type.as_str())
                 .push_bind(vehicles.as_str())
                 .push_bind(DeliveryStatus::Pending.as_str())
@@ -408,6 +417,13 @@ async fn insert_deliveries(tx: &mut WriteTx, deliveries: &[NewDelivery]) -> Stor
             .execute(&mut **tx)
             .await
             .map_err(conflict("delivery id already in use"))?;
+    }
+    for chunk in statement_chunks(&rows, ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO delivery_bodies (seq, body) ");
+        insert.push_values(chunk, |mut b, (seq, d, _)| {
+            b.push_bind(*seq).push_bind(d.body.as_str());
+        });
+        insert.build().execute(&mut **tx).await?;
     }
     for chunk in statement_chunks(&links, ROWS_PER_INSERT) {
         let mut insert =
@@ -1244,12 +1260,12 @@ impl Store for SqliteStore {
         // One JSON parameter for the skip list keeps the statement text, and so the prepared
         // statement, the same whatever its length.
         let skip = to_json(skip_webhooks)?;
-        // One statement leases and returns the claim: one turn of one round trip on the write
+        // One statement leases the claim: one turn of one round trip on the write
         // connection, which claims, completions and ingests take turns on (a transaction of a
         // select, a lease update and a commit was five). It leases the first `limit` due
         // deliveries (their webhook must exist), numbered per webhook so that each webhook's
         // first `per_webhook` are taken.
-        let rows = sqlx::query(&format!(
+        let seqs: Vec<i64> = sqlx::query_scalar(
             "WITH due AS ( \
                SELECT seq, \
                  ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS nth \
@@ -1261,10 +1277,8 @@ impl Store for SqliteStore {
                  ORDER BY d.next_attempt_at, d.seq LIMIT ?)) \
              UPDATE deliveries AS d SET lease_until = ? \
              WHERE d.seq IN (SELECT seq FROM due WHERE nth <= ?) \
-             RETURNING {}, seq",
-            // RETURNING names the updated table's columns bare.
-            DELIVERY_COLS.replace("d.", "")
-        ))
+             RETURNING seq",
+        )
         .bind(now)
         .bind(lease_now)
         .bind(&skip)
@@ -1273,23 +1287,23 @@ impl Store for SqliteStore {
         .bind(per_webhook)
         .fetch_all(&mut *self.writer.acquire().await?)
         .await?;
-        // RETURNING comes in no promised order; the claim's is the outbox's.
-        let mut deliveries = rows
-            .iter()
-            .map(|row| {
-                Ok((
-                    delivery_at(row, 0)?,
-                    row.try_get::<i64, _>(DELIVERY_COL_COUNT)?,
-                ))
-            })
-            .collect::<StoreResult<Vec<(Delivery, i64)>>>()?;
-        deliveries.sort_by_key(|(d, seq)| (d.next_attempt_at, *seq));
-        if deliveries.is_empty() {
+        if seqs.is_empty() {
             return Ok(Vec::new());
         }
-        // The webhooks are read after the lease, on a reader. One deleted meanwhile had its
-        // pending deliveries failed by the deletion; its leased ones are left out here.
-        let deliveries: Vec<Delivery> = deliveries.into_iter().map(|(d, _)| d).collect();
+        // What was leased is read on a reader, off the writer's turn, in the outbox's order.
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLS} FROM deliveries d WHERE d.seq IN (SELECT value FROM json_each(?)) \
+             ORDER BY d.next_attempt_at, d.seq"
+        ))
+        .bind(to_json(&seqs)?)
+        .fetch_all(&self.readers)
+        .await?;
+        let deliveries = rows
+            .iter()
+            .map(|row| delivery_at(row, 0))
+            .collect::<StoreResult<Vec<Delivery>>>()?;
+        // So are their webhooks. One deleted meanwhile had its pending deliveries failed by
+        // the deletion; its leased ones are left out here.
         let webhooks = claim_webhooks(&self.readers, &deliveries).await?;
         let claimed: Vec<ClaimedDelivery> = deliveries
             .into_iter()
@@ -1891,6 +1905,66 @@ mod tests {
     }
 
     conformance_cases!(sqlite_conformance);
+
+    /// A database written before bodies had a table of their own keeps every body, and the
+    /// store reads and claims it as before.
+    #[tokio::test]
+    async fn bodies_move_out_of_the_outbox_rows_on_upgrade() {
+        let dir = tempfile::TempDir::new().expect("temporary directory");
+        let path = dir.path().join("old.db");
+        {
+            let mut before = sqlx::migrate!("./migrations/sqlite");
+            let at_0004 = before
+                .migrations
+                .iter()
+                .position(|m| m.version == 4)
+                .expect("migration 0004");
+            before.migrations = before.migrations[..at_0004].to_vec().into();
+            let options = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .expect("open");
+            before.run(&pool).await.expect("migrations before 0004");
+            sqlx::query("INSERT INTO apps VALUES ('app', 'old', 'token', 0)")
+                .execute(&pool)
+                .await
+                .expect("app");
+            sqlx::query(
+                "INSERT INTO webhooks (id, app_id, name, kind, callback_uri, config, status, \
+                 signing_secret, max_payload_bytes, created_at, updated_at) \
+                 VALUES ('wh', 'app', 'old', 'vehicleState', 'http://127.0.0.1:9/', '{}', \
+                 'enabled', 'secret', 1000000, 0, 0)",
+            )
+            .execute(&pool)
+            .await
+            .expect("webhook");
+            sqlx::query(
+                "INSERT INTO deliveries (id, app_id, webhook_id, event_id, purpose, target_uri, \
+                 body, event_type, vehicle_ids, status, next_attempt_at, created_at, updated_at) \
+                 VALUES ('d1', 'app', 'wh', 'e1', 'event', 'http://127.0.0.1:9/', \
+                 '{\"old\":true}', 'VEHICLE_STATE', '[]', 'pending', 0, 0, 0)",
+            )
+            .execute(&pool)
+            .await
+            .expect("delivery");
+            pool.close().await;
+        }
+        let store = SqliteStore::open(&path).await.expect("open and upgrade");
+        let delivery = store
+            .delivery("app", "d1")
+            .await
+            .expect("read")
+            .expect("the delivery is still there");
+        assert_eq!(delivery.body, r#"{"old":true}"#);
+        let claimed = store.claim_due(0, 0, 1, 10, 10, &[]).await.expect("claim");
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].delivery.body, r#"{"old":true}"#);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conformance_run_all_shares_one_database() {
