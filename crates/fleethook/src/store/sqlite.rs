@@ -4,8 +4,8 @@
 //! mutex (`sqlite_writer`), so writers queue asynchronously for it instead of spinning in
 //! SQLite's busy handler (which blocks a thread) or failing with `SQLITE_BUSY`;
 //! read-modify-write transactions still start with `BEGIN IMMEDIATE`, so even a foreign writer
-//! (a tool opening the file by hand) can never make one fail half-way on a lock upgrade. Reads use a small pool of their own: WAL lets them
-//! proceed while the writer commits.
+//! (a tool opening the file by hand) can never make one fail half-way on a lock upgrade.
+//! Reads use a small pool of their own: WAL lets them proceed while the writer commits.
 //!
 //! A second fleethook process on the same file is refused by an advisory lock on
 //! `<path>.lock`, held for the store's lifetime: two dispatchers would deliver everything twice.
