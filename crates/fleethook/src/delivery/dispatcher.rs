@@ -5,8 +5,10 @@
 //! so a slow or dead endpoint can hold at most its cap of slots and never delays the others;
 //! slow endpoints together hold at most a quarter of the slots (`slow_lane`), so many dead
 //! endpoints cannot fill them all either.
-//! One writer task turns the stream of completions into batched `complete_many` calls, because
-//! a store round trip per delivery would cap throughput long before HTTP does.
+//! Completions are written in batches, because a store round trip per delivery would cap
+//! throughput long before HTTP does: under load they wait for the next claim and go to the
+//! store in the same call (`Store::complete_and_claim`), so that on SQLite's one write
+//! connection a claim never waits behind a completion write.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -25,7 +27,7 @@ use crate::delivery::retry::{self, AttemptResult, Next};
 use crate::delivery::slow_lane::SlowLane;
 use crate::metrics::Metrics;
 use crate::model::{Attempt, ClaimedDelivery, Completion, DeliveryPurpose, Outcome, WebhookStatus};
-use crate::store::{SharedStore, StoreError};
+use crate::store::{ClaimRequest, SharedStore, StoreError};
 
 /// How much of a response body is read; the rest is left unread (the receiver's answer only
 /// matters for the log and the challenge).
@@ -37,8 +39,12 @@ pub const MAX_RESPONSE_KEPT: usize = 4 * 1024;
 /// Completions per `complete_many` call at most.
 const WRITE_BATCH: usize = 512;
 
-/// Completions waiting for the writer before senders wait for it.
+/// Completions waiting for the loop before senders wait for it (at least twice the slots).
 const COMPLETION_QUEUE: usize = 4096;
+
+/// How long completions wait for the next claim at most, after the last slot freed, before
+/// they are written on their own.
+const COMPLETION_WAIT: Duration = Duration::from_millis(50);
 
 /// `complete_many` tries before a batch is given up; its leases then expire and the deliveries
 /// are sent again (at least once).
@@ -197,10 +203,18 @@ impl Dispatcher {
     /// concurrently, writes completions through one batching writer, and sleeps until there is
     /// something to do. On shutdown, attempts in flight finish and are written.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let (tx, rx) = mpsc::channel::<Completion>(COMPLETION_QUEUE);
-        let writer = tokio::spawn(self.clone().write_loop(rx));
+        // Every attempt in flight hands over one completion before its slot frees, and every
+        // round takes all that are waiting: the queue never holds much more than the slots.
+        let (tx, mut rx) =
+            mpsc::channel::<Completion>(COMPLETION_QUEUE.max(2 * self.settings.concurrency));
+        let mut completions: Vec<Completion> = Vec::new();
         let mut tasks = JoinSet::new();
         let mut store_failures = 0u32;
+        // Under load, claim in batches: a claim is a write transaction, and claiming each slot
+        // as it freed made most claims take one or two deliveries, which kept the store's
+        // writer busy with claims instead of sending. With little in flight, claim at once:
+        // latency matters more then.
+        let min_claim = (self.settings.concurrency / 8).max(1);
         loop {
             if *shutdown.borrow() {
                 break;
@@ -209,23 +223,36 @@ impl Dispatcher {
                 log_join(joined);
             }
             self.refresh_depth(false).await;
+            take_ready(&mut rx, &mut completions);
 
             let free = self.slots.available_permits();
             let busy = self.settings.concurrency - free;
-            // Under load, claim in batches: a claim is a write transaction, and claiming each
-            // slot as it freed made most claims take one or two deliveries, which kept the
-            // store's writer busy with claims instead of sending. With little in flight, claim
-            // at once: latency matters more then.
-            let min_claim = (self.settings.concurrency / 8).max(1);
-            if free > 0 && free < min_claim && busy >= min_claim {
-                tokio::select! {
-                    _ = self.slot_freed.notified() => {}
-                    _ = shutdown.changed() => {}
+            // With enough in flight, a claim comes soon: the completions wait for it and go
+            // to the store in its turn, instead of in a turn of their own that the claim would
+            // wait behind (which made most completion writes one or two rows).
+            let claim_comes = busy >= min_claim;
+            if free > 0 && free < min_claim && claim_comes {
+                let waited_long = tokio::select! {
+                    _ = self.slot_freed.notified() => false,
+                    // Slots held by slow endpoints may keep the claim from coming: the
+                    // delivery log should not show finished attempts as pending for long.
+                    _ = tokio::time::sleep(COMPLETION_WAIT), if !completions.is_empty() => true,
+                    _ = shutdown.changed() => false,
+                };
+                if waited_long {
+                    let _ = self.write(&completions).await;
+                    completions.clear();
                 }
                 continue;
             }
             if free > 0 {
-                match self.claim(free).await {
+                let (written, claimed) = self.complete_and_claim(&completions, free).await;
+                if written.is_err() {
+                    // The combined turn failed; the completions get the usual tries alone.
+                    let _ = self.write(&completions).await;
+                }
+                completions.clear();
+                match claimed {
                     Ok(batch) if !batch.is_empty() => {
                         store_failures = 0;
                         for claimed in batch {
@@ -235,8 +262,8 @@ impl Dispatcher {
                             let tx = tx.clone();
                             tasks.spawn(async move {
                                 let processed = this.process(claimed, Road::Automatic).await;
-                                // Hand the completion over before freeing the slot, so the writer
-                                // always knows of an attempt the loop no longer counts.
+                                // Hand the completion over before freeing the slot, so the loop
+                                // always holds the completion of an attempt it no longer counts.
                                 let _ = tx.send(processed.completion).await;
                                 drop(guard);
                             });
@@ -256,6 +283,9 @@ impl Dispatcher {
                         continue;
                     }
                 }
+            } else if !completions.is_empty() && !claim_comes {
+                let _ = self.write(&completions).await;
+                completions.clear();
             }
 
             // Nothing claimable now: sleep until something can change that.
@@ -276,6 +306,13 @@ impl Dispatcher {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = self.slot_freed.notified() => {}
+                // With little in flight no claim may come soon: a completion is written when
+                // it arrives (and a retry it schedules may be due before the timer).
+                n = rx.recv_many(&mut completions, WRITE_BATCH), if !claim_comes => {
+                    if n == 0 {
+                        break;
+                    }
+                }
                 _ = sleep_until_opt(&self.clock, timer_at) => {}
                 _ = tokio::time::sleep(POLL_WHEN_BLOCKED), if blocked => {}
                 _ = shutdown.changed() => {}
@@ -287,8 +324,9 @@ impl Dispatcher {
             log_join(joined);
         }
         drop(tx);
-        if let Err(err) = writer.await {
-            tracing::error!(%err, "the completion writer failed");
+        while rx.recv_many(&mut completions, WRITE_BATCH).await > 0 {}
+        for chunk in completions.chunks(WRITE_BATCH) {
+            let _ = self.write(chunk).await;
         }
     }
 
@@ -402,9 +440,22 @@ impl Dispatcher {
     /// slots free, the drain's bottleneck.) Slow webhooks are skipped, or the claim shrunk, to
     /// keep them within their shared budget (`slow_lane`).
     async fn claim(&self, free: usize) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        self.complete_and_claim(&[], free).await.1
+    }
+
+    /// Writes `completions` (one try) and claims as [`Dispatcher::claim`] does, in one store
+    /// call.
+    async fn complete_and_claim(
+        &self,
+        completions: &[Completion],
+        free: usize,
+    ) -> (
+        Result<(), StoreError>,
+        Result<Vec<ClaimedDelivery>, StoreError>,
+    ) {
         let cap = self.settings.per_webhook_in_flight;
         let threshold = cap.div_ceil(2);
-        let (skip, busiest) = {
+        let (mut skip, busiest) = {
             let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             let mut skip = Vec::new();
             let mut busiest = 0;
@@ -417,26 +468,22 @@ impl Dispatcher {
             }
             (skip, busiest)
         };
-        let mut skip = skip;
         let limit = self
             .slow_lane
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .restrict(Instant::now(), &mut skip, free);
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
         let lease_now = real_now_ms();
-        self.store
-            .claim_due(
-                self.clock.now_ms(),
-                lease_now,
-                lease_now + self.settings.lease_ms,
-                limit as i64,
-                (cap - busiest) as i64,
-                &skip,
-            )
-            .await
+        let claim = ClaimRequest {
+            now: self.clock.now_ms(),
+            lease_now,
+            lease_until: lease_now + self.settings.lease_ms,
+            // No room: the store claims nothing, and still writes the completions.
+            limit: limit as i64,
+            per_webhook: (cap - busiest) as i64,
+            skip_webhooks: &skip,
+        };
+        self.store.complete_and_claim(completions, &claim).await
     }
 
     /// Counts a delivery as in flight for its webhook until the returned guard drops.
@@ -678,17 +725,6 @@ impl Dispatcher {
         }
     }
 
-    /// The one writer of [`Dispatcher::run`]: batches whatever completions are ready.
-    async fn write_loop(self: Arc<Self>, mut rx: mpsc::Receiver<Completion>) {
-        let mut batch = Vec::with_capacity(WRITE_BATCH);
-        while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
-            let _ = self.write(&batch).await;
-            batch.clear();
-            // A retry may now be due before the timer the loop sleeps on.
-            self.wake.notify_one();
-        }
-    }
-
     /// Refreshes the outbox depth gauge, at most once a second unless `force`.
     async fn refresh_depth(&self, force: bool) {
         let now = real_now_ms();
@@ -733,6 +769,13 @@ impl Drop for InFlight {
             .unwrap_or_else(|e| e.into_inner())
             .exit(&self.webhook_id, self.started, Instant::now());
         self.dispatcher.slot_freed.notify_one();
+    }
+}
+
+/// Moves every completion already queued into `completions`, without waiting.
+fn take_ready(rx: &mut mpsc::Receiver<Completion>, completions: &mut Vec<Completion>) {
+    while let Ok(completion) = rx.try_recv() {
+        completions.push(completion);
     }
 }
 

@@ -18,7 +18,9 @@ use std::sync::Arc;
 use fleethook_wire::signal::SignalValue;
 use serde_json::{json, Value};
 
-use super::{DeliveryFilter, IngestApplied, IngestItem, SharedStore, SignalChange, StoreError};
+use super::{
+    ClaimRequest, DeliveryFilter, IngestApplied, IngestItem, SharedStore, SignalChange, StoreError,
+};
 use crate::clock::Millis;
 use crate::model::*;
 use crate::stats::{latency_bucket, AttemptCount, AttemptOutcome, MINUTE_MS};
@@ -57,6 +59,7 @@ macro_rules! conformance_cases {
             complete_many_records_attempts_and_outcomes,
             complete_many_applies_large_and_repeating_batches_in_order,
             complete_many_disables_a_webhook_once,
+            complete_and_claim_records_then_claims_and_a_failed_write_spares_the_claim,
             retry_completion_never_revives_a_finished_delivery,
             next_due_at_and_outbox_depth_follow_pending_deliveries,
             release_all_leases_frees_claimed_deliveries,
@@ -1849,6 +1852,103 @@ pub async fn claim_due_leases_until_expiry_and_completion_releases(store: Shared
         vec![d.id.clone()],
         "a completion releases the lease"
     );
+}
+
+/// The dispatcher's round: completions are recorded as `complete_many` records them and the
+/// claim takes what `claim_due` would. Completions that cannot be written (here an attempt of
+/// a delivery that does not exist) are written not at all, and the claim is made anyway.
+pub async fn complete_and_claim_records_then_claims_and_a_failed_write_spares_the_claim(
+    store: SharedStore,
+) {
+    drain_outbox(&store).await;
+    let app = new_app(&store, "rounds").await;
+    let webhook = new_webhook(&store, &app).await;
+    let sent = delivery_for(&webhook, Some(1_000), 1, &[]);
+    let waiting = delivery_for(&webhook, Some(1_000), 2, &[]);
+    enqueue(&store, &[sent.clone(), waiting.clone()]).await;
+    assert_eq!(claim(&store, 5_000, 0, 100, 1).await, vec![sent.id.clone()]);
+
+    let round = |limit| ClaimRequest {
+        now: 5_000,
+        lease_now: 0,
+        lease_until: 100,
+        limit,
+        per_webhook: i64::MAX,
+        skip_webhooks: &[],
+    };
+    let success = attempt(&sent.id, 1, Some(200), None);
+    let (written, claimed) = store
+        .complete_and_claim(
+            &[Completion {
+                attempt: Some(success.clone()),
+                ..completion(&sent.id, Outcome::Succeeded, 5_000)
+            }],
+            &round(10),
+        )
+        .await;
+    written.expect("the completion is written");
+    let claimed: Vec<String> = claimed
+        .expect("the claim is made")
+        .into_iter()
+        .map(|c| c.delivery.id)
+        .collect();
+    assert_eq!(claimed, vec![waiting.id.clone()], "the other due delivery");
+    assert_eq!(
+        delivery(&store, &app, &sent.id).await.status,
+        DeliveryStatus::Succeeded
+    );
+    assert_eq!(
+        store.attempts(&sent.id).await.expect("attempts"),
+        vec![success]
+    );
+    assert!(
+        claim(&store, 5_000, 99, 200, 10).await.is_empty(),
+        "the claimed one is leased"
+    );
+
+    let next = delivery_for(&webhook, Some(1_000), 3, &[]);
+    enqueue(&store, std::slice::from_ref(&next)).await;
+    let orphan = attempt("dlv_missing", 1, Some(200), None);
+    let (written, claimed) = store
+        .complete_and_claim(
+            &[
+                Completion {
+                    attempt: Some(attempt(&waiting.id, 1, Some(200), None)),
+                    ..completion(&waiting.id, Outcome::Succeeded, 5_000)
+                },
+                Completion {
+                    attempt: Some(orphan),
+                    ..completion("dlv_missing", Outcome::Succeeded, 5_000)
+                },
+            ],
+            &round(10),
+        )
+        .await;
+    assert!(
+        written.is_err(),
+        "an attempt of a missing delivery fails the write"
+    );
+    let claimed: Vec<String> = claimed
+        .expect("the claim is made although the write failed")
+        .into_iter()
+        .map(|c| c.delivery.id)
+        .collect();
+    assert_eq!(claimed, vec![next.id.clone()]);
+    let waiting_now = delivery(&store, &app, &waiting.id).await;
+    assert_eq!(
+        (waiting_now.status, waiting_now.attempt_count),
+        (DeliveryStatus::Pending, 0),
+        "nothing of a failed write stays"
+    );
+    assert!(store
+        .attempts(&waiting.id)
+        .await
+        .expect("attempts")
+        .is_empty());
+
+    let (written, claimed) = store.complete_and_claim(&[], &round(0)).await;
+    written.expect("nothing to write");
+    assert!(claimed.expect("no room, no claim").is_empty());
 }
 
 /// *Exclusive outbox.* Deliveries of webhooks at their in-flight cap are left for later.

@@ -45,6 +45,36 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The arguments of one [`Store::claim_due`], for the calls that pass a claim along.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRequest<'a> {
+    /// Platform time: deliveries due at or before it are claimable.
+    pub now: Millis,
+    /// Real time: leases that ended at or before it are free.
+    pub lease_now: Millis,
+    /// Real time the new leases end.
+    pub lease_until: Millis,
+    pub limit: i64,
+    pub per_webhook: i64,
+    pub skip_webhooks: &'a [String],
+}
+
+impl ClaimRequest<'_> {
+    /// This claim, made on its own.
+    pub async fn run<S: Store + ?Sized>(&self, store: &S) -> StoreResult<Vec<ClaimedDelivery>> {
+        store
+            .claim_due(
+                self.now,
+                self.lease_now,
+                self.lease_until,
+                self.limit,
+                self.per_webhook,
+                self.skip_webhooks,
+            )
+            .await
+    }
+}
+
 /// A signal whose value an ingest changed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SignalChange {
@@ -306,6 +336,26 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<ClaimedDelivery>>;
     /// Records attempts and outcomes, releases leases, disables webhooks: one transaction.
     async fn complete_many(&self, completions: &[Completion]) -> StoreResult<()>;
+    /// Records `completions` as [`Store::complete_many`] does, then claims as
+    /// [`Store::claim_due`] does: the dispatcher's one call per round. The first result is the
+    /// completions', the second the claim's; the claim runs even when the completions fail,
+    /// so a failing write never stops delivery. This default runs the two side by side; a
+    /// store with one write connection does both in one turn of it, so that they never wait
+    /// for each other.
+    async fn complete_and_claim(
+        &self,
+        completions: &[Completion],
+        claim: &ClaimRequest<'_>,
+    ) -> (StoreResult<()>, StoreResult<Vec<ClaimedDelivery>>) {
+        let complete = async {
+            if completions.is_empty() {
+                Ok(())
+            } else {
+                self.complete_many(completions).await
+            }
+        };
+        tokio::join!(complete, claim.run(self))
+    }
     /// The earliest `next_attempt_at` of pending deliveries, to know how long to sleep.
     async fn next_due_at(&self) -> StoreResult<Option<Millis>>;
     /// Releases the leases this node may hold, at start after a crash: on a single-node store

@@ -14,7 +14,9 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteRow};
+use sqlx::Sqlite;
 use sqlx::{ConnectOptions, Connection, Executor};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -66,6 +68,20 @@ impl Writer {
         conn.0.open_tx = true;
         conn.execute("BEGIN IMMEDIATE").await?;
         Ok(WriteTx(conn))
+    }
+
+    /// Runs `script`, statements that begin and end a transaction of their own, in one round
+    /// trip to the connection's thread, and returns the rows its statements return. A script
+    /// that fails (or is dropped) partway leaves its transaction to the next user's rollback.
+    pub(crate) async fn run_script<'q>(
+        &self,
+        script: Query<'q, Sqlite, SqliteArguments<'q>>,
+    ) -> Result<Vec<SqliteRow>, sqlx::Error> {
+        let mut conn = self.acquire().await?;
+        conn.0.open_tx = true;
+        let rows = script.fetch_all(&mut *conn).await?;
+        conn.0.open_tx = false;
+        Ok(rows)
     }
 
     /// Closes the connection, after the current user is done with it.
