@@ -56,6 +56,10 @@ const ROWS_PER_INSERT: usize = 512;
 /// Prepared statements kept per connection (sqlx's default is 100).
 const STATEMENT_CACHE: usize = 400;
 
+/// Rows a connection's thread may hand over before the caller takes them: a whole claim,
+/// ingest group or schedule page (1,000 rows) at once.
+const ROW_BUFFER: usize = 2048;
+
 /// Applications and vehicles kept by the lookup caches, at most. Both are read by every
 /// management request; the vehicles are those the ingest API is busy with.
 const CACHED_APPS: usize = 1_024;
@@ -146,7 +150,11 @@ impl SqliteStore {
             .pragma("temp_store", "MEMORY")
             // Multi-row statements come in a few sizes each (`statement_chunks`); room for
             // all of them beside the rest keeps every statement prepared once.
-            .statement_cache_capacity(STATEMENT_CACHE);
+            .statement_cache_capacity(STATEMENT_CACHE)
+            // The connection's thread hands rows over through a channel of this many, and
+            // waits when it is full until the caller's task is polled again: with sqlx's 50, a
+            // claim of 120 rows waited for a busy runtime two or three times.
+            .row_buffer_size(ROW_BUFFER);
         // The writer touches the outbox's newest pages and its indexes on every batch; a cache
         // of 8 MiB (SQLite's default is 2 MiB) keeps them in memory between commits. Not more:
         // when a b-tree page splits, SQLite swaps page numbers through the one past 1 GiB, and
