@@ -1093,6 +1093,67 @@ async fn hanging_endpoints_together_cannot_fill_every_slot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_attempt_is_recorded_while_hanging_ones_hold_the_slots() {
+    // 16 slots; claims wait until 2 are free while more are busy, and completions wait for
+    // the claim. Fifteen hanging attempts and one fast one: when the fast one ends, one slot
+    // is free and no claim comes until the hanging ones time out (15 s). Its completion must
+    // not wait for them.
+    let p = platform_with(DispatcherSettings {
+        concurrency: 16,
+        per_webhook_in_flight: 16,
+        allow_private: true,
+        ..DispatcherSettings::default()
+    })
+    .await;
+    let (dead_addr, black_hole) = black_hole().await;
+    for n in 0..3 {
+        let webhook = p
+            .webhook(
+                WebhookKind::Scheduled,
+                &format!("http://{dead_addr}/hook/{n}"),
+            )
+            .await;
+        for i in 0..5 {
+            p.enqueue_at(
+                &webhook,
+                DeliveryPurpose::Event,
+                &scheduled_body(&webhook),
+                Some(START - 60_000 + i),
+            )
+            .await;
+        }
+    }
+    let mut healthy = Receiver::start(Reply::status(200)).await;
+    let good = p.webhook(WebhookKind::VehicleState, &healthy.url()).await;
+    let queued = p
+        .enqueue(
+            &good,
+            DeliveryPurpose::Event,
+            &vehicle_state_body(&good, "e1"),
+        )
+        .await;
+    let (stop, shutdown) = watch::channel(false);
+    let run = tokio::spawn(p.dispatcher.clone().run(shutdown));
+    healthy.next().await;
+
+    let recorded = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while p.delivery(&queued.id).await.status != DeliveryStatus::Succeeded {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the finished attempt is recorded before the hanging ones time out");
+    assert!(recorded.elapsed() < Duration::from_secs(5));
+    assert_eq!(p.attempts(&queued.id).await.len(), 1);
+
+    let _ = stop.send(true);
+    // In-flight attempts to the black hole would take their full timeout; don't wait for them.
+    run.abort();
+    black_hole.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_loop_delivers_on_wake_and_retries_when_the_clock_reaches_the_retry() {
     let p = platform(true).await;
     let mut receiver = Receiver::start(Reply::status(500)).await;
@@ -1110,8 +1171,8 @@ async fn the_loop_delivers_on_wake_and_retries_when_the_clock_reaches_the_retry(
     p.dispatcher.wake();
     receiver.next().await;
 
-    // The failure is written by the writer task; wait for the retry to be planned (polling the
-    // store, not sleeping for platform time).
+    // The failure is written by the dispatcher's loop after the attempt; wait for the retry to
+    // be planned (polling the store, not sleeping for platform time).
     let next = tokio::time::timeout(PATIENCE, async {
         loop {
             if let Some(next) = p
