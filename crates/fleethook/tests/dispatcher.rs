@@ -243,6 +243,20 @@ impl Platform {
             .await
     }
 
+    /// `count` scheduled payloads for `webhook`, due a minute before `START`: a backlog older
+    /// than anything enqueued later, so it comes first in every claim.
+    async fn enqueue_backlog(&self, webhook: &Webhook, count: i64) {
+        for i in 0..count {
+            self.enqueue_at(
+                webhook,
+                DeliveryPurpose::Event,
+                &scheduled_body(webhook),
+                Some(START - 60_000 + i),
+            )
+            .await;
+        }
+    }
+
     async fn enqueue_event(
         &self,
         webhook: &Webhook,
@@ -983,22 +997,8 @@ async fn a_dead_endpoint_does_not_delay_a_healthy_one() {
     let mut healthy = Receiver::start(Reply::status(200)).await;
     let good = p.webhook(WebhookKind::VehicleState, &healthy.url()).await;
     // The dead endpoint's backlog is older, so it comes first in every claim.
-    for i in 0..20 {
-        p.enqueue_at(
-            &dead,
-            DeliveryPurpose::Event,
-            &scheduled_body(&dead),
-            Some(START - 60_000 + i),
-        )
-        .await;
-        p.enqueue_at(
-            &refused,
-            DeliveryPurpose::Event,
-            &scheduled_body(&refused),
-            Some(START - 60_000 + i),
-        )
-        .await;
-    }
+    p.enqueue_backlog(&dead, 20).await;
+    p.enqueue_backlog(&refused, 20).await;
     let (stop, shutdown) = watch::channel(false);
     let started = Instant::now();
     let run = tokio::spawn(p.dispatcher.clone().run(shutdown));
@@ -1059,15 +1059,7 @@ async fn hanging_endpoints_together_cannot_fill_every_slot() {
 
     // An older backlog for both, then one delivery to a healthy endpoint.
     for webhook in &dead {
-        for i in 0..10 {
-            p.enqueue_at(
-                webhook,
-                DeliveryPurpose::Event,
-                &scheduled_body(webhook),
-                Some(START - 60_000 + i),
-            )
-            .await;
-        }
+        p.enqueue_backlog(webhook, 10).await;
     }
     let mut healthy = Receiver::start(Reply::status(200)).await;
     let good = p.webhook(WebhookKind::VehicleState, &healthy.url()).await;
@@ -1113,15 +1105,7 @@ async fn a_finished_attempt_is_recorded_while_hanging_ones_hold_the_slots() {
                 &format!("http://{dead_addr}/hook/{n}"),
             )
             .await;
-        for i in 0..5 {
-            p.enqueue_at(
-                &webhook,
-                DeliveryPurpose::Event,
-                &scheduled_body(&webhook),
-                Some(START - 60_000 + i),
-            )
-            .await;
-        }
+        p.enqueue_backlog(&webhook, 5).await;
     }
     let mut healthy = Receiver::start(Reply::status(200)).await;
     let good = p.webhook(WebhookKind::VehicleState, &healthy.url()).await;

@@ -200,8 +200,8 @@ impl Dispatcher {
     }
 
     /// Runs until `shutdown` turns true: claims due deliveries into free slots, sends them
-    /// concurrently, writes completions through one batching writer, and sleeps until there is
-    /// something to do. On shutdown, attempts in flight finish and are written.
+    /// concurrently, writes their completions in batches with the next claim, and sleeps until
+    /// there is something to do. On shutdown, attempts in flight finish and are written.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         // Every attempt in flight hands over one completion before its slot frees, and every
         // round takes all that are waiting: the queue never holds much more than the slots.
