@@ -3,6 +3,9 @@
 //! Metrics are recorded by the dispatcher as it works; nothing here reads the store, so a scrape
 //! costs no database round trip (the outbox depth gauge is refreshed by the dispatcher).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -23,6 +26,9 @@ pub struct Metrics {
     deliveries: Family<OutcomeLabel, Counter>,
     attempt_duration: Histogram,
     outbox_depth: Gauge,
+    write_busy: Counter<f64, AtomicU64>,
+    /// The store's write-busy total the counter has reached, in nanoseconds.
+    write_busy_seen_ns: AtomicU64,
 }
 
 impl Metrics {
@@ -50,6 +56,14 @@ impl Metrics {
             "Pending deliveries in the outbox",
             outbox_depth.clone(),
         );
+        let write_busy = Counter::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "fleethook_store_write_busy",
+            "Time the store's one write connection was held (SQLite; every write waits for it): \
+             a rate near 1 means the writes are the limit",
+            Unit::Seconds,
+            write_busy.clone(),
+        );
         // Every outcome is visible from the first scrape, not only after it first happens.
         for outcome in ["succeeded", "retrying", "failed"] {
             let _ = deliveries.get_or_create(&[("outcome", outcome)]);
@@ -59,6 +73,8 @@ impl Metrics {
             deliveries,
             attempt_duration,
             outbox_depth,
+            write_busy,
+            write_busy_seen_ns: AtomicU64::new(0),
         }
     }
 
@@ -80,6 +96,17 @@ impl Metrics {
     /// Sets the outbox depth gauge.
     pub fn set_outbox_depth(&self, depth: i64) {
         self.outbox_depth.set(depth);
+    }
+
+    /// Moves the write-busy counter up to the store's total (`Store::write_busy`).
+    pub fn set_write_busy(&self, total: Duration) {
+        let total_ns = u64::try_from(total.as_nanos()).unwrap_or(u64::MAX);
+        let seen = self
+            .write_busy_seen_ns
+            .fetch_max(total_ns, Ordering::Relaxed);
+        if total_ns > seen {
+            self.write_busy.inc_by((total_ns - seen) as f64 / 1e9);
+        }
     }
 
     /// The current value of the outcome counter, for tests and the dashboard.
@@ -129,6 +156,10 @@ mod tests {
         metrics.record_outcome(&Outcome::RetryAt(6));
         metrics.observe_attempt_duration(0.02);
         metrics.set_outbox_depth(7);
+        metrics.set_write_busy(Duration::from_millis(1_500));
+        // A total read before a later one never moves the counter back.
+        metrics.set_write_busy(Duration::from_millis(500));
+        metrics.set_write_busy(Duration::from_millis(2_500));
         let text = metrics.render();
         assert!(
             text.contains("fleethook_deliveries_total{outcome=\"succeeded\"} 1"),
@@ -147,6 +178,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("fleethook_outbox_depth 7"), "{text}");
+        assert!(
+            text.contains("fleethook_store_write_busy_seconds_total 2.5"),
+            "{text}"
+        );
         assert_eq!(metrics.outcome_count("retrying"), 2);
     }
 }

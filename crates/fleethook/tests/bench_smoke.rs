@@ -50,6 +50,15 @@ async fn throughput_delivers_every_payload_of_every_phase_once() {
     assert_eq!(report.outbox_pending_after, 0, "nothing left in the outbox");
     assert_eq!(report.backend, "sqlite");
     assert!(report.body_bytes > 0);
+    // Every phase writes (ingests, completions): SQLite's write connection was held in each.
+    for (phase, share) in [
+        ("fill", report.fill_write_busy),
+        ("drain", report.drain_write_busy),
+        ("end to end", report.end_to_end_write_busy),
+    ] {
+        let share = share.unwrap_or_else(|| panic!("the {phase} reports its write share"));
+        assert!(share > 0.0, "the {phase} held the write connection");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

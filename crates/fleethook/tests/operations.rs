@@ -49,6 +49,14 @@ async fn healthz_metrics_and_openapi_answer() {
         "{text}"
     );
     assert!(text.contains("fleethook_outbox_depth"), "{text}");
+    // The server's SQLite store has written (the webhook, its deliveries): its write
+    // connection was held for some time.
+    let write_busy = text
+        .lines()
+        .find(|l| l.starts_with("fleethook_store_write_busy_seconds_total"))
+        .unwrap_or_else(|| panic!("no write-busy counter in:\n{text}"));
+    let seconds: f64 = write_busy.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(seconds > 0.0, "{write_busy}");
 
     let (status, doc) = server.call("GET", "/openapi.json", None).await;
     assert_eq!(status, 200);

@@ -193,6 +193,11 @@ pub struct ThroughputReport {
     pub end_to_end_cpu_us: Option<f64>,
     /// Process CPU per ingest of the fill, in µs: the ingest path's cost without HTTP.
     pub fill_cpu_us: Option<f64>,
+    /// The share of each phase (0 to 1) in which SQLite's one write connection was held
+    /// (`Store::write_busy`); near 1, the writes are the limit. `None` on Postgres.
+    pub fill_write_busy: Option<f64>,
+    pub drain_write_busy: Option<f64>,
+    pub end_to_end_write_busy: Option<f64>,
     /// Raw requests that did not get a `200`.
     pub raw_failures: usize,
     /// Size of the vehicleState body sent, in bytes.
@@ -262,6 +267,22 @@ pub async fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
         report.fill_cpu_us,
     );
     println!("  {:<40} {:>10.2}", "drain ÷ raw", report.ratio);
+    if let (Some(fill), Some(drain), Some(end_to_end)) = (
+        report.fill_write_busy,
+        report.drain_write_busy,
+        report.end_to_end_write_busy,
+    ) {
+        println!(
+            "  {:<40} {:>10}",
+            "write connection held: fill, drain, e2e",
+            format!(
+                "{:.0} %, {:.0} %, {:.0} %",
+                fill * 100.0,
+                drain * 100.0,
+                end_to_end * 100.0
+            )
+        );
+    }
     println!("  {:<40} {:>10}", "duplicates", report.duplicates);
     println!(
         "  {:<40} {:>10}",
@@ -372,11 +393,17 @@ async fn measure(
     let cpu_per = |from: Option<f64>| -> Option<f64> {
         Some((process_cpu_seconds()? - from?) * 1e6 / config.deliveries as f64)
     };
+    let busy_share = |from: Option<Duration>, seconds: f64| -> Option<f64> {
+        let held = store.write_busy()?.saturating_sub(from?);
+        (seconds > 0.0).then(|| held.as_secs_f64() / seconds)
+    };
     let fill_cpu = process_cpu_seconds();
+    let fill_busy = store.write_busy();
     let fill_started = Instant::now();
     fill_outbox(first, &vehicles, config).await?;
     let fill_s = fill_started.elapsed().as_secs_f64();
     let fill_cpu_us = cpu_per(fill_cpu);
+    let fill_write_busy = busy_share(fill_busy, fill_s);
     let pending = store.outbox_depth().await?;
     if pending != config.deliveries as i64 {
         bail!(
@@ -403,6 +430,7 @@ async fn measure(
     // --- drain ---
     let before = receiver.unique();
     let drain_cpu = process_cpu_seconds();
+    let drain_busy = store.write_busy();
     let drain_started = Instant::now();
     for node in nodes {
         start_delivery(node);
@@ -417,12 +445,14 @@ async fn measure(
     }
     let drain_s = drain_started.elapsed().as_secs_f64();
     let drain_cpu_us = cpu_per(drain_cpu);
+    let drain_write_busy = busy_share(drain_busy, drain_s);
     let drained = receiver.unique() - before;
     progress(format!("drained {drained} in {drain_s:.2} s"));
 
     // --- end to end ---
     let before = receiver.unique();
     let e2e_cpu = process_cpu_seconds();
+    let e2e_busy = store.write_busy();
     let e2e_started = Instant::now();
     let ingests = drive_ingests(&api, nodes, app, &vehicles, config);
     let waited = receiver.wait_for(before + config.deliveries, timeout);
@@ -438,6 +468,7 @@ async fn measure(
     }
     let end_to_end_s = e2e_started.elapsed().as_secs_f64();
     let end_to_end_cpu_us = cpu_per(e2e_cpu);
+    let end_to_end_write_busy = busy_share(e2e_busy, end_to_end_s);
     let end_to_end_delivered = receiver.unique() - before;
     progress(format!(
         "end to end: {end_to_end_delivered} in {end_to_end_s:.2} s"
@@ -473,6 +504,9 @@ async fn measure(
         drain_cpu_us,
         end_to_end_cpu_us,
         fill_cpu_us,
+        fill_write_busy,
+        drain_write_busy,
+        end_to_end_write_busy,
         raw_failures,
         body_bytes: body.len(),
         outbox_pending_after,

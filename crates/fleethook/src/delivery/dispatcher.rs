@@ -725,7 +725,8 @@ impl Dispatcher {
         }
     }
 
-    /// Refreshes the outbox depth gauge, at most once a second unless `force`.
+    /// Refreshes the outbox depth gauge and the write-busy counter, at most once a second
+    /// unless `force`.
     async fn refresh_depth(&self, force: bool) {
         let now = real_now_ms();
         let last = self.depth_refreshed_at.load(Ordering::Relaxed);
@@ -736,6 +737,9 @@ impl Dispatcher {
         match self.store.outbox_depth().await {
             Ok(depth) => self.metrics.set_outbox_depth(depth),
             Err(err) => tracing::warn!(%err, "cannot read the outbox depth"),
+        }
+        if let Some(busy) = self.store.write_busy() {
+            self.metrics.set_write_busy(busy);
         }
     }
 }

@@ -445,6 +445,13 @@ pub trait Store: Send + Sync + 'static {
         false
     }
 
+    /// How long, in all since the store opened, its one write connection has been held, for a
+    /// store that has one (SQLite): every write waits for it, so the share of a period it was
+    /// held says how close the writes are to their limit. `None` for a store without one.
+    fn write_busy(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Takes or renews this node's lease on work that one node at a time does for everyone
     /// (`role`, e.g. the fleet simulator) for `lease_ms` of real time; `false` while another
     /// node holds a live lease on it. A single-node store always leads.

@@ -1216,6 +1216,10 @@ impl Store for SqliteStore {
         true
     }
 
+    fn write_busy(&self) -> Option<Duration> {
+        Some(self.writer.busy())
+    }
+
     async fn apply_ingest_batch(
         &self,
         items: &[IngestItem<'_>],
@@ -2146,6 +2150,24 @@ mod tests {
             Some(app),
             "the serving store sees what the shared one wrote"
         );
+    }
+
+    /// Each write adds the time it held the write connection; reads add nothing.
+    #[tokio::test]
+    async fn write_busy_adds_up_the_writes_only() {
+        let (_dir, store) = fresh().await;
+        let opened = store.write_busy().expect("SQLite has one write connection");
+        assert!(opened > Duration::ZERO, "the migrations held it");
+        store.list_apps().await.expect("read");
+        assert_eq!(store.write_busy(), Some(opened), "a read does not hold it");
+        let app = App {
+            id: "app-busy".into(),
+            name: "busy".into(),
+            management_token: "amt_busy".into(),
+            created_at: 1_000,
+        };
+        store.create_app(&app).await.expect("write");
+        assert!(store.write_busy().expect("still SQLite") > opened);
     }
 
     #[tokio::test]

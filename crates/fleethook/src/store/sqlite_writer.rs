@@ -12,7 +12,9 @@
 //! rolled back by the next user before anything else runs on the connection.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteRow};
@@ -30,21 +32,35 @@ struct Slot {
 
 /// The store's write connection.
 #[derive(Clone)]
-pub(crate) struct Writer(Arc<Mutex<Slot>>);
+pub(crate) struct Writer {
+    slot: Arc<Mutex<Slot>>,
+    /// Nanoseconds the connection has been held, in all (see [`Writer::busy`]).
+    held_ns: Arc<AtomicU64>,
+}
 
 impl Writer {
     /// Connects with `options`.
     pub(crate) async fn connect(options: &SqliteConnectOptions) -> Result<Writer, sqlx::Error> {
         let conn = options.connect().await?;
-        Ok(Writer(Arc::new(Mutex::new(Slot {
-            conn: Some(conn),
-            open_tx: false,
-        }))))
+        Ok(Writer {
+            slot: Arc::new(Mutex::new(Slot {
+                conn: Some(conn),
+                open_tx: false,
+            })),
+            held_ns: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// How long the connection has been held, in all: from each hand-over to its user until
+    /// the user let go, waits on the connection's thread included.
+    pub(crate) fn busy(&self) -> Duration {
+        Duration::from_nanos(self.held_ns.load(Ordering::Relaxed))
     }
 
     /// The connection, for statements that are a transaction on their own.
     pub(crate) async fn acquire(&self) -> Result<WriteConn, sqlx::Error> {
-        let mut slot = self.0.clone().lock_owned().await;
+        let mut slot = self.slot.clone().lock_owned().await;
+        let since = Instant::now();
         if slot.conn.is_none() {
             return Err(sqlx::Error::PoolClosed);
         }
@@ -57,7 +73,11 @@ impl Writer {
                 tracing::debug!(%err, "rolling back a transaction left open");
             }
         }
-        Ok(WriteConn(slot))
+        Ok(WriteConn {
+            slot,
+            since,
+            held_ns: self.held_ns.clone(),
+        })
     }
 
     /// Starts a transaction that holds SQLite's write lock from its first statement, so what
@@ -65,7 +85,7 @@ impl Writer {
     pub(crate) async fn begin(&self) -> Result<WriteTx, sqlx::Error> {
         let mut conn = self.acquire().await?;
         // Marked first: a caller dropped during BEGIN must not leave it unnoticed.
-        conn.0.open_tx = true;
+        conn.slot.open_tx = true;
         conn.execute("BEGIN IMMEDIATE").await?;
         Ok(WriteTx(conn))
     }
@@ -78,15 +98,15 @@ impl Writer {
         script: Query<'q, Sqlite, SqliteArguments<'q>>,
     ) -> Result<Vec<SqliteRow>, sqlx::Error> {
         let mut conn = self.acquire().await?;
-        conn.0.open_tx = true;
+        conn.slot.open_tx = true;
         let rows = script.fetch_all(&mut *conn).await?;
-        conn.0.open_tx = false;
+        conn.slot.open_tx = false;
         Ok(rows)
     }
 
     /// Closes the connection, after the current user is done with it.
     pub(crate) async fn close(&self) {
-        let conn = self.0.lock().await.conn.take();
+        let conn = self.slot.lock().await.conn.take();
         if let Some(conn) = conn {
             if let Err(err) = conn.close().await {
                 tracing::debug!(%err, "closing the write connection");
@@ -96,13 +116,26 @@ impl Writer {
 }
 
 /// The write connection, held until dropped.
-pub(crate) struct WriteConn(OwnedMutexGuard<Slot>);
+pub(crate) struct WriteConn {
+    slot: OwnedMutexGuard<Slot>,
+    /// When it was handed over, and where the time it is held is added up.
+    since: Instant,
+    held_ns: Arc<AtomicU64>,
+}
+
+impl Drop for WriteConn {
+    fn drop(&mut self) {
+        let held = self.since.elapsed().as_nanos();
+        self.held_ns
+            .fetch_add(u64::try_from(held).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
 
 impl Deref for WriteConn {
     type Target = SqliteConnection;
 
     fn deref(&self) -> &SqliteConnection {
-        self.0
+        self.slot
             .conn
             .as_ref()
             .expect("a WriteConn holds an open connection")
@@ -111,7 +144,7 @@ impl Deref for WriteConn {
 
 impl DerefMut for WriteConn {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        self.0
+        self.slot
             .conn
             .as_mut()
             .expect("a WriteConn holds an open connection")
@@ -125,14 +158,14 @@ impl WriteTx {
     /// Commits. On failure the transaction stays open until the next user rolls it back.
     pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
         self.0.execute("COMMIT").await?;
-        self.0 .0.open_tx = false;
+        self.0.slot.open_tx = false;
         Ok(())
     }
 
     /// Rolls back now.
     pub(crate) async fn rollback(mut self) -> Result<(), sqlx::Error> {
         self.0.execute("ROLLBACK").await?;
-        self.0 .0.open_tx = false;
+        self.0.slot.open_tx = false;
         Ok(())
     }
 }
