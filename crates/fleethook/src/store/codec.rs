@@ -78,26 +78,6 @@ pub(crate) fn distinct_runs(completions: &[Completion], max: usize) -> Vec<&[Com
     runs
 }
 
-/// Splits `rows` into chunks of `max` rows and, for the rest, of powers of two, largest first.
-/// A multi-row statement built per chunk then has one of a few texts, and the driver reuses
-/// its prepared form: with a chunk per batch of whatever length, nearly every batch's
-/// statements were new, and preparing them was 6 % of the throughput drain's profile.
-pub(crate) fn statement_chunks<T>(rows: &[T], max: usize) -> Vec<&[T]> {
-    let mut chunks = Vec::new();
-    let mut rest = rows;
-    while !rest.is_empty() {
-        let take = if rest.len() >= max {
-            max
-        } else {
-            1 << rest.len().ilog2()
-        };
-        let (chunk, tail) = rest.split_at(take);
-        chunks.push(chunk);
-        rest = tail;
-    }
-    chunks
-}
-
 /// Rows of `webhook columns…, vehicle_id` (the webhook decoded by `decode` from column 0, its
 /// id first, the vehicle id in column `vehicle_column`) grouped by vehicle, in row order. A
 /// webhook many vehicles share (a fleet on a few webhooks) is decoded once and cloned.
@@ -144,17 +124,6 @@ mod tests {
         assert!(!json_eq(&json!([1, 2]), &json!([2, 1])));
         assert!(!json_eq(&json!(u64::MAX), &json!(u64::MAX - 1)));
         assert!(!json_eq(&json!({"a": 1}), &json!({"a": 1, "b": null})));
-    }
-
-    #[test]
-    fn statement_chunks_are_full_then_powers_of_two_in_order() {
-        let rows: Vec<usize> = (0..1_300).collect();
-        let chunks = statement_chunks(&rows, 512);
-        let lengths: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
-        assert_eq!(lengths, vec![512, 512, 256, 16, 4]);
-        assert_eq!(chunks.concat(), rows, "every row once, in order");
-        assert!(statement_chunks::<usize>(&[], 512).is_empty());
-        assert_eq!(statement_chunks(&rows[..1], 512).len(), 1);
     }
 
     #[test]

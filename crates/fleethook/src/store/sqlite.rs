@@ -27,9 +27,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::checkpointer::Checkpointer;
-use super::codec::{
-    conflict, distinct_runs, from_json, group_by_vehicle, parse_enum, statement_chunks, to_json,
-};
+use super::codec::{conflict, distinct_runs, from_json, group_by_vehicle, parse_enum, to_json};
 use super::diff::{changed, error_changes, latest_per_code, signal_changes, ErrorsDiff};
 use super::lookup_cache::LookupCache;
 use super::sqlite_writer::{WriteTx, Writer};
@@ -48,7 +46,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// machine where SQLite itself, not the connection count, is the limit.
 const READERS: u32 = 4;
 
-/// Rows per multi-row INSERT (a power of two, see `statement_chunks`). SQLite allows 32766
+/// Rows per multi-row INSERT (a power of two, see `push_padded_values`). SQLite allows 32766
 /// bound parameters per statement; the widest row here has 14, so 512 rows stay far below the
 /// limit while amortising each statement.
 const ROWS_PER_INSERT: usize = 512;
@@ -148,7 +146,7 @@ impl SqliteStore {
             // The multi-row statements materialise their VALUES and json_each in temporary
             // b-trees; on disk each one opened, sized and unlinked a file.
             .pragma("temp_store", "MEMORY")
-            // Multi-row statements come in a few sizes each (`statement_chunks`); room for
+            // Multi-row statements come in a few sizes each (`push_padded_values`); room for
             // all of them beside the rest keeps every statement prepared once.
             .statement_cache_capacity(STATEMENT_CACHE)
             // The connection's thread hands rows over through a channel of this many, and
@@ -415,86 +413,112 @@ async fn insert_deliveries(tx: &mut WriteTx, deliveries: &[NewDelivery]) -> Stor
     if deliveries.is_empty() {
         return Ok(());
     }
-    let vehicle_ids = deliveries
-        .iter()
-        .map(|d| to_json(&d.vehicle_ids))
-        .collect::<StoreResult<Vec<String>>>()?;
-    let links: Vec<(&str, &str)> = deliveries
-        .iter()
-        .flat_map(|d| {
-            d.vehicle_ids
-                .iter()
-                .map(move |v| (d.id.as_str(), v.as_str()))
-        })
-        .collect();
-    let ids = to_json(&deliveries.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())?;
-
-    // The rows are numbered here, under the write lock, so each body can name its row
-    // (`delivery_bodies`, see migration 0004) without reading the numbers back.
-    let first_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM deliveries")
-        .fetch_one(&mut **tx)
-        .await?;
-    let rows: Vec<(i64, &NewDelivery, &String)> = (first_seq..)
-        .zip(deliveries)
-        .zip(&vehicle_ids)
-        .map(|((seq, d), vehicles)| (seq, d, vehicles))
-        .collect();
-    for chunk in statement_chunks(&rows, ROWS_PER_INSERT) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO deliveries (seq, id, app_id, webhook_id, event_id, purpose, target_uri, \
-                 event_type, vehicle_ids, status, attempt_count, next_attempt_at, created_at, updated_at) ",
-            );
-        insert.push_values(chunk, |mut b, (seq, d, vehicles)| {
-            b.push_bind(*seq)
-                .push_bind(d.id.as_str())
-                .push_bind(d.app_id.as_str())
-                .push_bind(d.webhook_id.as_str())
-                .push_bind(d.event_id.as_str())
-                .push_bind(d.purpose.as_str())
-                .push_bind(d.target_uri.as_str())
-                .push_bind(d.event_type.as_str())
-                .push_bind(vehicles.as_str())
-                .push_bind(DeliveryStatus::Pending.as_str())
-                .push_bind(0_i64)
-                .push_bind(d.next_attempt_at)
-                .push_bind(d.created_at)
-                .push_bind(d.created_at);
-        });
-        insert
-            .build()
-            .execute(&mut **tx)
-            .await
-            .map_err(conflict("delivery id already in use"))?;
-    }
-    for chunk in statement_chunks(&rows, ROWS_PER_INSERT) {
-        let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO delivery_bodies (seq, body) ");
-        insert.push_values(chunk, |mut b, (seq, d, _)| {
-            b.push_bind(*seq).push_bind(d.body.as_str());
-        });
-        insert.build().execute(&mut **tx).await?;
-    }
-    for chunk in statement_chunks(&links, ROWS_PER_INSERT) {
-        let mut insert =
-            QueryBuilder::<Sqlite>::new("INSERT INTO delivery_vehicles (delivery_id, vehicle_id) ");
-        insert.push_values(chunk, |mut b, (delivery, vehicle)| {
-            b.push_bind(*delivery).push_bind(*vehicle);
-        });
-        // A payload may name a vehicle twice; the index needs it once.
-        insert.push(" ON CONFLICT DO NOTHING");
-        insert.build().execute(&mut **tx).await?;
-    }
-    // A payload rendered for a webhook deleted meanwhile could never be claimed; failing it
-    // now keeps it out of the outbox's depth and due time.
-    sqlx::query(
-        "UPDATE deliveries SET status = 'failed', last_error = ?, next_attempt_at = NULL \
-             WHERE id IN (SELECT value FROM json_each(?)) \
-             AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.id = deliveries.webhook_id)",
-    )
-    .bind(WEBHOOK_DELETED)
-    .bind(&ids)
-    .execute(&mut **tx)
-    .await?;
+    let rows = DeliveryRows::number(tx, deliveries).await?;
+    let mut script = QueryBuilder::new("");
+    rows.push_inserts(&mut script);
+    script
+        .build()
+        .execute(&mut **tx)
+        .await
+        .map_err(conflict("delivery id already in use"))?;
     Ok(())
+}
+
+/// New deliveries as their insert statements bind them, numbered.
+struct DeliveryRows<'a> {
+    /// Each delivery with its `seq` and its vehicle ids as JSON.
+    rows: Vec<(i64, &'a NewDelivery, String)>,
+    /// (delivery id, vehicle id) for `delivery_vehicles`.
+    links: Vec<(&'a str, &'a str)>,
+    /// The delivery ids as JSON.
+    ids: String,
+}
+
+impl<'a> DeliveryRows<'a> {
+    /// Numbers `deliveries` after the last row, under the write lock of `tx`, so each body can
+    /// name its row (`delivery_bodies`, see migration 0004) without reading numbers back.
+    async fn number(tx: &mut WriteTx, deliveries: &'a [NewDelivery]) -> StoreResult<Self> {
+        let first_seq: i64 = if deliveries.is_empty() {
+            0
+        } else {
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM deliveries")
+                .fetch_one(&mut **tx)
+                .await?
+        };
+        let rows = (first_seq..)
+            .zip(deliveries)
+            .map(|(seq, d)| Ok((seq, d, to_json(&d.vehicle_ids)?)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let links = deliveries
+            .iter()
+            .flat_map(|d| {
+                d.vehicle_ids
+                    .iter()
+                    .map(move |v| (d.id.as_str(), v.as_str()))
+            })
+            .collect();
+        let ids = to_json(&deliveries.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())?;
+        Ok(DeliveryRows { rows, links, ids })
+    }
+
+    /// Appends the statements that insert the rows, their bodies and their vehicle links,
+    /// each ending in `; `; nothing when there are no rows. Their rows are padded to a power
+    /// of two (`push_padded_values`), so a script of them has one of a few texts whatever the
+    /// batch's size, and a caller can send them with its other writes in one round trip.
+    fn push_inserts(&'a self, script: &mut QueryBuilder<'a, Sqlite>) {
+        if self.rows.is_empty() {
+            return;
+        }
+        for chunk in self.rows.chunks(ROWS_PER_INSERT) {
+            script.push(
+                "INSERT INTO deliveries (seq, id, app_id, webhook_id, event_id, purpose, target_uri, \
+                 event_type, vehicle_ids, status, attempt_count, next_attempt_at, created_at, updated_at) \
+                 SELECT * FROM (",
+            );
+            push_padded_values(script, chunk.iter(), 14, |mut b, (seq, d, vehicles)| {
+                b.push_bind(*seq)
+                    .push_bind(d.id.as_str())
+                    .push_bind(d.app_id.as_str())
+                    .push_bind(d.webhook_id.as_str())
+                    .push_bind(d.event_id.as_str())
+                    .push_bind(d.purpose.as_str())
+                    .push_bind(d.target_uri.as_str())
+                    .push_bind(d.event_type.as_str())
+                    .push_bind(vehicles.as_str())
+                    .push_bind(DeliveryStatus::Pending.as_str())
+                    .push_bind(0_i64)
+                    .push_bind(d.next_attempt_at)
+                    .push_bind(d.created_at)
+                    .push_bind(d.created_at);
+            });
+            script.push(") WHERE column1 IS NOT NULL; ");
+        }
+        for chunk in self.rows.chunks(ROWS_PER_INSERT) {
+            script.push("INSERT INTO delivery_bodies (seq, body) SELECT * FROM (");
+            push_padded_values(script, chunk.iter(), 2, |mut b, (seq, d, _)| {
+                b.push_bind(*seq).push_bind(d.body.as_str());
+            });
+            script.push(") WHERE column1 IS NOT NULL; ");
+        }
+        for chunk in self.links.chunks(ROWS_PER_INSERT) {
+            script.push("INSERT INTO delivery_vehicles (delivery_id, vehicle_id) SELECT * FROM (");
+            push_padded_values(script, chunk.iter(), 2, |mut b, (delivery, vehicle)| {
+                b.push_bind(*delivery).push_bind(*vehicle);
+            });
+            // A payload may name a vehicle twice; the index needs it once.
+            script.push(") WHERE column1 IS NOT NULL ON CONFLICT DO NOTHING; ");
+        }
+        // A payload rendered for a webhook deleted meanwhile could never be claimed; failing
+        // it now keeps it out of the outbox's depth and due time.
+        script
+            .push("UPDATE deliveries SET status = 'failed', last_error = ")
+            .push_bind(WEBHOOK_DELETED)
+            .push(", next_attempt_at = NULL WHERE id IN (SELECT value FROM json_each(")
+            .push_bind(self.ids.as_str())
+            .push(
+                ")) AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.id = deliveries.webhook_id); ",
+            );
+    }
 }
 
 /// [`VEHICLE_COLS`] read from `vehicles v`, named as `vehicle_from_row` expects.
@@ -559,12 +583,23 @@ impl SqliteStore {
         let mut tx = self.write_tx().await?;
         let mut results = Vec::with_capacity(items.len());
         let mut all = Vec::new();
-        for (applied, deliveries) in ingest_in_tx(&mut tx, items).await? {
+        let (outcomes, writes) = ingest_in_tx(&mut tx, items).await?;
+        for (applied, deliveries) in outcomes {
             results.push((applied, deliveries.len()));
             all.extend(deliveries);
         }
-        insert_deliveries(&mut tx, &all).await?;
-        tx.commit().await?;
+        // The writes and the commit go to the connection's thread in one round trip (as a
+        // dispatcher round does): each statement a round trip of its own kept the write
+        // connection held while the group's replies waited for a busy runtime.
+        let signals = SignalRows::new(&writes)?;
+        let deliveries = DeliveryRows::number(&mut tx, &all).await?;
+        let mut script = QueryBuilder::new("");
+        signals.push_upserts(&mut script);
+        deliveries.push_inserts(&mut script);
+        script.push("COMMIT");
+        tx.commit_script(script.build())
+            .await
+            .map_err(conflict("delivery id already in use"))?;
         Ok(results)
     }
 
@@ -585,10 +620,10 @@ type GroupSignals = HashMap<String, HashMap<String, SignalValue>>;
 /// end), errors, and (with a `render`) the payloads of the changes, rendered from the
 /// vehicle's signals as the ingest leaves them. Returns, per item, what changed and the
 /// payloads, for the caller to insert.
-async fn ingest_in_tx(
+async fn ingest_in_tx<'a>(
     tx: &mut WriteTx,
-    items: &[IngestItem<'_>],
-) -> StoreResult<Vec<(IngestApplied, Vec<NewDelivery>)>> {
+    items: &'a [IngestItem<'a>],
+) -> StoreResult<(Vec<(IngestApplied, Vec<NewDelivery>)>, Vec<SignalWrite<'a>>)> {
     let latest: Vec<Vec<&SignalValue>> = items.iter().map(|i| latest_per_code(i.signals)).collect();
     let mut known = read_group_signals(tx, items, &latest).await?;
     let mut writes: Vec<SignalWrite<'_>> = Vec::new();
@@ -619,8 +654,7 @@ async fn ingest_in_tx(
         };
         outcomes.push((applied, deliveries));
     }
-    write_signals(tx, &writes).await?;
-    Ok(outcomes)
+    Ok((outcomes, writes))
 }
 
 /// A signal row to upsert: vehicle, value, platform time of the ingest.
@@ -689,45 +723,61 @@ fn add_signal_rows(known: &mut GroupSignals, rows: &[SqliteRow]) -> StoreResult<
 /// Upserts the group's signal values; a (vehicle, code) written by several items of the
 /// group is written once, with the last value, as applying them one after another would
 /// leave it.
-async fn write_signals(tx: &mut WriteTx, writes: &[SignalWrite<'_>]) -> StoreResult<()> {
-    let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(writes.len());
-    let mut rows: Vec<SignalWrite<'_>> = Vec::with_capacity(writes.len());
-    for &(vehicle_id, signal, now) in writes {
-        match last.entry((vehicle_id, signal.code.as_str())) {
-            std::collections::hash_map::Entry::Occupied(at) => {
-                rows[*at.get()] = (vehicle_id, signal, now)
-            }
-            std::collections::hash_map::Entry::Vacant(at) => {
-                at.insert(rows.len());
-                rows.push((vehicle_id, signal, now));
+/// Signal rows to upsert, the last write of each (vehicle, code) only, with their bodies as
+/// JSON.
+struct SignalRows<'a> {
+    rows: Vec<(SignalWrite<'a>, String)>,
+}
+
+impl<'a> SignalRows<'a> {
+    fn new(writes: &[SignalWrite<'a>]) -> StoreResult<Self> {
+        let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(writes.len());
+        let mut rows: Vec<SignalWrite<'a>> = Vec::with_capacity(writes.len());
+        for &(vehicle_id, signal, now) in writes {
+            match last.entry((vehicle_id, signal.code.as_str())) {
+                std::collections::hash_map::Entry::Occupied(at) => {
+                    rows[*at.get()] = (vehicle_id, signal, now)
+                }
+                std::collections::hash_map::Entry::Vacant(at) => {
+                    at.insert(rows.len());
+                    rows.push((vehicle_id, signal, now));
+                }
             }
         }
+        let rows = rows
+            .into_iter()
+            .map(|row| Ok((row, to_json(&row.1.body)?)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(SignalRows { rows })
     }
-    let bodies = rows
-        .iter()
-        .map(|(_, s, _)| to_json(&s.body))
-        .collect::<StoreResult<Vec<String>>>()?;
-    let rows: Vec<(&SignalWrite<'_>, &String)> = rows.iter().zip(&bodies).collect();
-    for chunk in statement_chunks(&rows, ROWS_PER_INSERT) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO signals (vehicle_id, code, body, oem_updated_at, retrieved_at, updated_at) ",
-        );
-        insert.push_values(chunk, |mut b, ((vehicle_id, signal, now), body)| {
-            b.push_bind(*vehicle_id)
-                .push_bind(signal.code.as_str())
-                .push_bind(body.as_str())
-                .push_bind(signal.oem_updated_at)
-                .push_bind(signal.retrieved_at)
-                .push_bind(*now);
-        });
-        insert.push(
-            " ON CONFLICT (vehicle_id, code) DO UPDATE SET body = excluded.body, \
-             oem_updated_at = excluded.oem_updated_at, retrieved_at = excluded.retrieved_at, \
-             updated_at = excluded.updated_at",
-        );
-        insert.build().execute(&mut **tx).await?;
+
+    /// Appends the upserts, each ending in `; `, padded as `DeliveryRows::push_inserts` is.
+    fn push_upserts(&'a self, script: &mut QueryBuilder<'a, Sqlite>) {
+        for chunk in self.rows.chunks(ROWS_PER_INSERT) {
+            script.push(
+                "INSERT INTO signals (vehicle_id, code, body, oem_updated_at, retrieved_at, updated_at) \
+                 SELECT * FROM (",
+            );
+            push_padded_values(
+                script,
+                chunk.iter(),
+                6,
+                |mut b, ((vehicle_id, signal, now), body)| {
+                    b.push_bind(*vehicle_id)
+                        .push_bind(signal.code.as_str())
+                        .push_bind(body.as_str())
+                        .push_bind(signal.oem_updated_at)
+                        .push_bind(signal.retrieved_at)
+                        .push_bind(*now);
+                },
+            );
+            script.push(
+                ") WHERE column1 IS NOT NULL ON CONFLICT (vehicle_id, code) DO UPDATE SET \
+                 body = excluded.body, oem_updated_at = excluded.oem_updated_at, \
+                 retrieved_at = excluded.retrieved_at, updated_at = excluded.updated_at; ",
+            );
+        }
     }
-    Ok(())
 }
 
 /// Makes `errors` the vehicle's full set of active errors inside `tx`, recording what was
@@ -2308,6 +2358,71 @@ mod tests {
                 "{sql} should use deliveries_due: {detail:?}"
             );
         }
+    }
+
+    /// An ingest group's writes (signal upserts, deliveries, bodies, vehicle links) of any
+    /// count up to a power of two are one script text, so a group of any size reuses the
+    /// prepared statements of the last group of its padded size.
+    #[test]
+    fn ingest_write_scripts_have_one_text_per_padded_size() {
+        let signal = SignalValue {
+            code: "tractionbattery-stateofcharge".into(),
+            body: serde_json::json!({"unit": "percent", "value": 78}),
+            oem_updated_at: None,
+            retrieved_at: 1,
+        };
+        let vehicles: Vec<String> = (0..16).map(|i| format!("veh-{i}")).collect();
+        let deliveries: Vec<NewDelivery> = vehicles
+            .iter()
+            .map(|vehicle| NewDelivery {
+                id: format!("dlv-{vehicle}"),
+                app_id: "app".into(),
+                webhook_id: "wh".into(),
+                event_id: format!("evt-{vehicle}"),
+                purpose: DeliveryPurpose::Event,
+                target_uri: "http://127.0.0.1/hook".into(),
+                body: "{}".into(),
+                event_type: "VEHICLE_STATE".into(),
+                vehicle_ids: vec![vehicle.clone()],
+                next_attempt_at: Some(1),
+                created_at: 1,
+            })
+            .collect();
+        let sql = |n: usize| {
+            let writes: Vec<SignalWrite<'_>> = vehicles[..n]
+                .iter()
+                .map(|v| (v.as_str(), &signal, 1))
+                .collect();
+            let signals = SignalRows::new(&writes).expect("bodies encode");
+            let rows = DeliveryRows {
+                rows: (1..)
+                    .zip(&deliveries[..n])
+                    .map(|(seq, d)| (seq, d, to_json(&d.vehicle_ids).expect("ids encode")))
+                    .collect(),
+                links: deliveries[..n]
+                    .iter()
+                    .map(|d| (d.id.as_str(), d.vehicle_ids[0].as_str()))
+                    .collect(),
+                ids: to_json(&deliveries[..n].iter().map(|d| &d.id).collect::<Vec<_>>())
+                    .expect("ids encode"),
+            };
+            let mut script = QueryBuilder::new("");
+            signals.push_upserts(&mut script);
+            rows.push_inserts(&mut script);
+            script.sql().to_string()
+        };
+        assert_eq!(sql(5), sql(8));
+        assert_eq!(sql(3), sql(4));
+        assert_ne!(sql(8), sql(9));
+        // A later write of one signal replaces an earlier one in the same group.
+        let twice = [
+            ("veh-0", &signal, 1),
+            ("veh-0", &signal, 2),
+            ("veh-1", &signal, 3),
+        ];
+        let kept = SignalRows::new(&twice).expect("bodies encode");
+        let times: Vec<Millis> = kept.rows.iter().map(|((_, _, at), _)| *at).collect();
+        assert_eq!(times, vec![2, 3]);
     }
 
     /// Completions of any count up to a power of two are written by statements of one text,

@@ -162,6 +162,17 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Runs `script`, statements that end with `COMMIT`, in one round trip. On failure the
+    /// transaction stays open until the next user rolls it back.
+    pub(crate) async fn commit_script<'q>(
+        mut self,
+        script: Query<'q, Sqlite, SqliteArguments<'q>>,
+    ) -> Result<(), sqlx::Error> {
+        script.execute(&mut *self.0).await?;
+        self.0.slot.open_tx = false;
+        Ok(())
+    }
+
     /// Rolls back now.
     pub(crate) async fn rollback(mut self) -> Result<(), sqlx::Error> {
         self.0.execute("ROLLBACK").await?;
