@@ -469,13 +469,13 @@ impl<'a> DeliveryRows<'a> {
         if self.rows.is_empty() {
             return;
         }
-        for chunk in self.rows.chunks(ROWS_PER_INSERT) {
-            script.push(
-                "INSERT INTO deliveries (seq, id, app_id, webhook_id, event_id, purpose, target_uri, \
-                 event_type, vehicle_ids, status, attempt_count, next_attempt_at, created_at, updated_at) \
-                 SELECT * FROM (",
-            );
-            push_padded_values(script, chunk.iter(), 14, |mut b, (seq, d, vehicles)| {
+        push_padded_inserts(
+            script,
+            "deliveries (seq, id, app_id, webhook_id, event_id, purpose, target_uri, event_type, \
+             vehicle_ids, status, attempt_count, next_attempt_at, created_at, updated_at)",
+            &self.rows,
+            14,
+            |mut b, (seq, d, vehicles)| {
                 b.push_bind(*seq)
                     .push_bind(d.id.as_str())
                     .push_bind(d.app_id.as_str())
@@ -490,24 +490,30 @@ impl<'a> DeliveryRows<'a> {
                     .push_bind(d.next_attempt_at)
                     .push_bind(d.created_at)
                     .push_bind(d.created_at);
-            });
-            script.push(") WHERE column1 IS NOT NULL; ");
-        }
-        for chunk in self.rows.chunks(ROWS_PER_INSERT) {
-            script.push("INSERT INTO delivery_bodies (seq, body) SELECT * FROM (");
-            push_padded_values(script, chunk.iter(), 2, |mut b, (seq, d, _)| {
+            },
+            "",
+        );
+        push_padded_inserts(
+            script,
+            "delivery_bodies (seq, body)",
+            &self.rows,
+            2,
+            |mut b, (seq, d, _)| {
                 b.push_bind(*seq).push_bind(d.body.as_str());
-            });
-            script.push(") WHERE column1 IS NOT NULL; ");
-        }
-        for chunk in self.links.chunks(ROWS_PER_INSERT) {
-            script.push("INSERT INTO delivery_vehicles (delivery_id, vehicle_id) SELECT * FROM (");
-            push_padded_values(script, chunk.iter(), 2, |mut b, (delivery, vehicle)| {
+            },
+            "",
+        );
+        push_padded_inserts(
+            script,
+            "delivery_vehicles (delivery_id, vehicle_id)",
+            &self.links,
+            2,
+            |mut b, (delivery, vehicle)| {
                 b.push_bind(*delivery).push_bind(*vehicle);
-            });
+            },
             // A payload may name a vehicle twice; the index needs it once.
-            script.push(") WHERE column1 IS NOT NULL ON CONFLICT DO NOTHING; ");
-        }
+            " ON CONFLICT DO NOTHING",
+        );
         // A payload rendered for a webhook deleted meanwhile could never be claimed; failing
         // it now keeps it out of the outbox's depth and due time.
         script
@@ -753,30 +759,23 @@ impl<'a> SignalRows<'a> {
 
     /// Appends the upserts, each ending in `; `, padded as `DeliveryRows::push_inserts` is.
     fn push_upserts(&'a self, script: &mut QueryBuilder<'a, Sqlite>) {
-        for chunk in self.rows.chunks(ROWS_PER_INSERT) {
-            script.push(
-                "INSERT INTO signals (vehicle_id, code, body, oem_updated_at, retrieved_at, updated_at) \
-                 SELECT * FROM (",
-            );
-            push_padded_values(
-                script,
-                chunk.iter(),
-                6,
-                |mut b, ((vehicle_id, signal, now), body)| {
-                    b.push_bind(*vehicle_id)
-                        .push_bind(signal.code.as_str())
-                        .push_bind(body.as_str())
-                        .push_bind(signal.oem_updated_at)
-                        .push_bind(signal.retrieved_at)
-                        .push_bind(*now);
-                },
-            );
-            script.push(
-                ") WHERE column1 IS NOT NULL ON CONFLICT (vehicle_id, code) DO UPDATE SET \
-                 body = excluded.body, oem_updated_at = excluded.oem_updated_at, \
-                 retrieved_at = excluded.retrieved_at, updated_at = excluded.updated_at; ",
-            );
-        }
+        push_padded_inserts(
+            script,
+            "signals (vehicle_id, code, body, oem_updated_at, retrieved_at, updated_at)",
+            &self.rows,
+            6,
+            |mut b, ((vehicle_id, signal, now), body)| {
+                b.push_bind(*vehicle_id)
+                    .push_bind(signal.code.as_str())
+                    .push_bind(body.as_str())
+                    .push_bind(signal.oem_updated_at)
+                    .push_bind(signal.retrieved_at)
+                    .push_bind(*now);
+            },
+            " ON CONFLICT (vehicle_id, code) DO UPDATE SET body = excluded.body, \
+             oem_updated_at = excluded.oem_updated_at, retrieved_at = excluded.retrieved_at, \
+             updated_at = excluded.updated_at",
+        );
     }
 }
 
@@ -959,6 +958,24 @@ fn push_padded_values<'a, I: ExactSizeIterator>(
             script.push_bind(None::<i64>);
         }
         script.push(")");
+    }
+}
+
+/// Appends `INSERT INTO {into} SELECT * FROM (VALUES …) WHERE column1 IS NOT NULL{tail}; `
+/// per [`ROWS_PER_INSERT`] rows of `rows`, each padded by [`push_padded_values`]; the filter
+/// drops the padding rows, whose first column is NULL. `tail` is an upsert clause or empty.
+fn push_padded_inserts<'a, T>(
+    script: &mut QueryBuilder<'a, Sqlite>,
+    into: &str,
+    rows: &'a [T],
+    width: usize,
+    mut push_row: impl FnMut(Separated<'_, 'a, Sqlite, &'static str>, &'a T),
+    tail: &str,
+) {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        script.push(format!("INSERT INTO {into} SELECT * FROM ("));
+        push_padded_values(script, chunk.iter(), width, &mut push_row);
+        script.push(format!(") WHERE column1 IS NOT NULL{tail}; "));
     }
 }
 
