@@ -59,6 +59,19 @@ async fn throughput_delivers_every_payload_of_every_phase_once() {
         let share = share.unwrap_or_else(|| panic!("the {phase} reports its write share"));
         assert!(share > 0.0, "the {phase} held the write connection");
     }
+    // The end-to-end floor is two raw exchanges, and its ceiling follows from it (CPU time is
+    // read in ticks of 10 ms: a tiny raw phase may have cost none, and then has no ceiling).
+    let raw_us = report.raw_cpu_us.expect("the raw phase reports its CPU");
+    assert_eq!(report.end_to_end_http_cpu_us, Some(2.0 * raw_us));
+    if raw_us > 0.0 {
+        let ceiling = report
+            .end_to_end_http_ceiling_per_s
+            .expect("the end-to-end ceiling is reported");
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert!((ceiling * 2.0 * raw_us / 1e6 - cpus as f64).abs() < 1e-6);
+    } else {
+        assert_eq!(report.end_to_end_http_ceiling_per_s, None);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

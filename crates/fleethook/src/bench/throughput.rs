@@ -193,6 +193,13 @@ pub struct ThroughputReport {
     pub end_to_end_cpu_us: Option<f64>,
     /// Process CPU per ingest of the fill, in µs: the ingest path's cost without HTTP.
     pub fill_cpu_us: Option<f64>,
+    /// An end-to-end delivery is two HTTP exchanges (the ingest request and the delivery),
+    /// each costing at least a raw exchange: `2 × raw_cpu_us`, the floor of
+    /// `end_to_end_cpu_us` if fleethook's own work were free.
+    pub end_to_end_http_cpu_us: Option<f64>,
+    /// The end-to-end rate at which those two exchanges alone would keep every CPU of the
+    /// machine busy: what the end-to-end target is held against on a given day.
+    pub end_to_end_http_ceiling_per_s: Option<f64>,
     /// The share of each phase (0 to 1) in which SQLite's one write connection was held
     /// (`Store::write_busy`); near 1, the writes are the limit. `None` on Postgres.
     pub fill_write_busy: Option<f64>,
@@ -267,6 +274,17 @@ pub async fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
         report.fill_cpu_us,
     );
     println!("  {:<40} {:>10.2}", "drain ÷ raw", report.ratio);
+    if let (Some(ceiling), Some(http_us), Some(e2e_us)) = (
+        report.end_to_end_http_ceiling_per_s,
+        report.end_to_end_http_cpu_us,
+        report.end_to_end_cpu_us,
+    ) {
+        println!(
+            "  {:<40} {ceiling:>10.0} /s  ({http_us:.0} µs CPU each; the rest {:.0} µs more)",
+            "end to end, its 2 HTTP exchanges alone",
+            e2e_us - http_us
+        );
+    }
     if let (Some(fill), Some(drain), Some(end_to_end)) = (
         report.fill_write_busy,
         report.drain_write_busy,
@@ -479,6 +497,8 @@ async fn measure(
     let per_s = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
     let raw_per_s = per_s(config.deliveries, raw_s);
     let deliveries_per_s = per_s(config.deliveries, drain_s);
+    let end_to_end_http_cpu_us = raw_cpu_us.map(|us| 2.0 * us);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(ThroughputReport {
         deliveries_per_s,
         raw_per_s,
@@ -504,6 +524,10 @@ async fn measure(
         drain_cpu_us,
         end_to_end_cpu_us,
         fill_cpu_us,
+        end_to_end_http_cpu_us,
+        end_to_end_http_ceiling_per_s: end_to_end_http_cpu_us
+            .filter(|us| *us > 0.0)
+            .map(|us| cpus as f64 * 1e6 / us),
         fill_write_busy,
         drain_write_busy,
         end_to_end_write_busy,
