@@ -16,13 +16,14 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
-use reqwest::{StatusCode, Url};
+use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::clock::{self, real_now_ms, Millis, SharedClock};
 use crate::delivery::http::{check_target, ForbiddenAddress, ATTEMPT_TIMEOUT};
+use crate::delivery::parsed_urls::ParsedUrls;
 use crate::delivery::retry::{self, AttemptResult, Next};
 use crate::delivery::slow_lane::SlowLane;
 use crate::metrics::Metrics;
@@ -142,6 +143,8 @@ pub struct Dispatcher {
     store: SharedStore,
     clock: SharedClock,
     client: reqwest::Client,
+    /// Callback URLs, each parsed once.
+    parsed_urls: ParsedUrls,
     metrics: Arc<Metrics>,
     settings: DispatcherSettings,
     wake: Notify,
@@ -177,6 +180,7 @@ impl Dispatcher {
             store,
             clock,
             client,
+            parsed_urls: ParsedUrls::default(),
             metrics,
             slots: Arc::new(Semaphore::new(settings.concurrency)),
             slow_lane: Mutex::new(SlowLane::new(settings.concurrency)),
@@ -600,7 +604,7 @@ impl Dispatcher {
             }
         };
 
-        let url = match Url::parse(&delivery.target_uri) {
+        let url = match self.parsed_urls.parse(&delivery.target_uri) {
             Ok(url) => url,
             Err(err) => return refuse(attempt, format!("callback URI is not a valid URL: {err}")),
         };

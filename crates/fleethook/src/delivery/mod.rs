@@ -3,6 +3,7 @@
 
 pub mod dispatcher;
 pub mod http;
+pub mod parsed_urls;
 pub mod retry;
 pub mod slow_lane;
 
