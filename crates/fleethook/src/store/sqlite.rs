@@ -622,10 +622,10 @@ impl SqliteStore {
 type GroupSignals = HashMap<String, HashMap<String, SignalValue>>;
 
 /// Applies ingests inside `tx`, in order, each seeing what the earlier ones wrote: signals
-/// (diffed in memory against one read of the stored values, written in one upsert at the
-/// end), errors, and (with a `render`) the payloads of the changes, rendered from the
-/// vehicle's signals as the ingest leaves them. Returns, per item, what changed and the
-/// payloads, for the caller to insert.
+/// (diffed in memory against one read of the stored values), errors, and (with a `render`)
+/// the payloads of the changes, rendered from the vehicle's signals as the ingest leaves
+/// them. Returns, per item, what changed and the payloads, and every signal value to store,
+/// for the caller to write in one script.
 async fn ingest_in_tx<'a>(
     tx: &mut WriteTx,
     items: &'a [IngestItem<'a>],
@@ -726,11 +726,9 @@ fn add_signal_rows(known: &mut GroupSignals, rows: &[SqliteRow]) -> StoreResult<
     Ok(())
 }
 
-/// Upserts the group's signal values; a (vehicle, code) written by several items of the
-/// group is written once, with the last value, as applying them one after another would
-/// leave it.
-/// Signal rows to upsert, the last write of each (vehicle, code) only, with their bodies as
-/// JSON.
+/// Signal rows to upsert, with their bodies as JSON. A (vehicle, code) written by several
+/// items of a group is written once, with the last value, as applying them one after another
+/// would leave it.
 struct SignalRows<'a> {
     rows: Vec<(SignalWrite<'a>, String)>,
 }
