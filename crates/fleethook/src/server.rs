@@ -153,6 +153,9 @@ pub struct RunningServer {
     dispatcher: JoinHandle<()>,
 }
 
+/// How long [`RunningServer::stop`] waits for the server's tasks to drop its state.
+const STOP_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl RunningServer {
     /// Binds, starts the dispatcher and the HTTP server, and returns once both run.
     pub async fn start(
@@ -233,11 +236,20 @@ impl RunningServer {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting requests and stops the dispatcher.
+    /// Stops accepting requests and stops the dispatcher. Returns once the server's tasks
+    /// have let go of its state (within a second), so that a SQLite store is closed and its
+    /// file unlocked for the next server, unless the caller holds the store or the state.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.http.await;
         let _ = self.dispatcher.await;
+        // axum's serve returns when every connection task has dropped its shutdown receiver,
+        // which each does just before it drops its copy of the router, and with it the state:
+        // a restart on the same SQLite file could find the lock still held.
+        let deadline = tokio::time::Instant::now() + STOP_RELEASE_WAIT;
+        while Arc::strong_count(&self.state) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
     }
 
     /// Waits until the HTTP server ends (for `serve`, which runs until a signal).

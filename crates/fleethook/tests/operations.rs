@@ -80,3 +80,24 @@ async fn healthz_metrics_and_openapi_answer() {
         }
     }
 }
+
+/// A stopped server has let go of its SQLite file, so a new one opens it at once, even right
+/// after a request on a keep-alive connection (whose task holds the server's state a moment
+/// longer than the server itself runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_releases_its_database_for_the_next() {
+    let mut server = TestServer::start_on(Backend::Sqlite).await;
+    for _ in 0..20 {
+        let health = server
+            .http
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status().as_u16(), 200);
+        // Opening the same file fails while the previous server's store is still open.
+        server = server.restart().await;
+    }
+    let (status, _) = server.call("GET", "/api/v1/webhooks", None).await;
+    assert_eq!(status, 200, "the last server serves");
+}
