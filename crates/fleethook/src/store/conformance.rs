@@ -56,6 +56,7 @@ macro_rules! conformance_cases {
             claim_due_skips_webhooks_at_their_cap,
             claim_due_takes_at_most_per_webhook_of_one_webhook,
             claim_one_claims_any_delivery_of_its_app,
+            a_claim_after_a_manual_attempt_sees_what_it_changed,
             complete_many_records_attempts_and_outcomes,
             complete_many_applies_large_and_repeating_batches_in_order,
             complete_many_disables_a_webhook_once,
@@ -102,7 +103,7 @@ fn fresh_vin() -> String {
         .to_string()
 }
 
-async fn new_app(store: &SharedStore, name: &str) -> App {
+pub(crate) async fn new_app(store: &SharedStore, name: &str) -> App {
     let app = App {
         id: fresh_id("app"),
         name: name.to_string(),
@@ -161,7 +162,7 @@ fn webhook_of(app: &App, status: WebhookStatus) -> Webhook {
     }
 }
 
-async fn new_webhook(store: &SharedStore, app: &App) -> Webhook {
+pub(crate) async fn new_webhook(store: &SharedStore, app: &App) -> Webhook {
     let webhook = webhook_of(app, WebhookStatus::Enabled);
     store
         .create_webhook(&webhook)
@@ -170,7 +171,7 @@ async fn new_webhook(store: &SharedStore, app: &App) -> Webhook {
     webhook
 }
 
-fn delivery_for(
+pub(crate) fn delivery_for(
     webhook: &Webhook,
     next_attempt_at: Option<Millis>,
     created_at: Millis,
@@ -2122,6 +2123,96 @@ pub async fn claim_one_claims_any_delivery_of_its_app(store: SharedStore) {
             .expect("claim_one")
             .is_some(),
         "a completion frees it for claim_one"
+    );
+}
+
+/// A delivery changed by hand before any claim took it (a manual attempt, or one that found
+/// nothing to send) is claimed as it now is, not as it was enqueued: the SQLite store keeps
+/// fresh payloads in memory until their first claim, and must not serve a stale one.
+pub async fn a_claim_after_a_manual_attempt_sees_what_it_changed(store: SharedStore) {
+    drain_outbox(&store).await;
+    let app = new_app(&store, "changed by hand").await;
+    let webhook = new_webhook(&store, &app).await;
+    let untouched = delivery_for(&webhook, Some(1_000), 1, &[]);
+    let skipped = delivery_for(&webhook, Some(1_000), 2, &[]);
+    let attempted = delivery_for(&webhook, Some(1_000), 3, &[]);
+    enqueue(
+        &store,
+        &[untouched.clone(), skipped.clone(), attempted.clone()],
+    )
+    .await;
+
+    // No attempt made (the attempt count stays 0), but its due time and error move on.
+    store
+        .claim_one(&app.id, &skipped.id, 0)
+        .await
+        .expect("claim_one")
+        .expect("the delivery exists");
+    let mut no_attempt = completion(&skipped.id, Outcome::RetryAt(1_500), 1_200);
+    no_attempt.last_error = Some("nothing sent".into());
+    store
+        .claim_one(&app.id, &attempted.id, 0)
+        .await
+        .expect("claim_one")
+        .expect("the delivery exists");
+    let mut one_attempt = completion(&attempted.id, Outcome::RetryAt(1_600), 1_300);
+    one_attempt.attempt = Some(Attempt {
+        delivery_id: attempted.id.clone(),
+        number: 1,
+        wire_delivery_id: fresh_id("wire"),
+        started_at: 1_250,
+        status_code: Some(500),
+        duration_ms: 5,
+        error: None,
+        response_body: None,
+    });
+    one_attempt.last_error = Some("HTTP 500".into());
+    complete(&store, &[no_attempt, one_attempt]).await;
+
+    let claimed = store
+        .claim_due(5_000, 0, 500, 10, i64::MAX, &[])
+        .await
+        .expect("claim_due");
+    let by_id = |id: &str| {
+        claimed
+            .iter()
+            .find(|c| c.delivery.id == id)
+            .unwrap_or_else(|| panic!("{id} claimed"))
+            .delivery
+            .clone()
+    };
+    assert_eq!(claimed.len(), 3);
+    assert_eq!(by_id(&untouched.id), as_enqueued(&untouched));
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|c| c.delivery.id.as_str())
+            .collect::<Vec<_>>(),
+        [
+            untouched.id.as_str(),
+            skipped.id.as_str(),
+            attempted.id.as_str()
+        ],
+        "in the order they are due"
+    );
+    let skipped_now = by_id(&skipped.id);
+    assert_eq!(
+        (
+            skipped_now.attempt_count,
+            skipped_now.next_attempt_at,
+            skipped_now.last_error.as_deref(),
+            skipped_now.updated_at
+        ),
+        (0, Some(1_500), Some("nothing sent"), 1_200)
+    );
+    let attempted_now = by_id(&attempted.id);
+    assert_eq!(
+        (
+            attempted_now.attempt_count,
+            attempted_now.next_attempt_at,
+            attempted_now.last_error.as_deref()
+        ),
+        (1, Some(1_600), Some("HTTP 500"))
     );
 }
 

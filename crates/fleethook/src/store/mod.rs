@@ -18,6 +18,7 @@ use crate::stats::AttemptCount;
 mod checkpointer;
 mod codec;
 mod diff;
+mod fresh_payloads;
 mod lookup_cache;
 pub mod postgres;
 pub mod sqlite;

@@ -29,6 +29,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use super::checkpointer::Checkpointer;
 use super::codec::{conflict, distinct_runs, from_json, group_by_vehicle, parse_enum, to_json};
 use super::diff::{changed, error_changes, latest_per_code, signal_changes, ErrorsDiff};
+use super::fresh_payloads::FreshPayloads;
 use super::lookup_cache::LookupCache;
 use super::sqlite_writer::{WriteTx, Writer};
 use super::{
@@ -95,6 +96,8 @@ pub struct SqliteStore {
     /// every change goes through this store, which invalidates them).
     apps_by_token: LookupCache<App>,
     vehicles: LookupCache<Vehicle>,
+    /// Payloads this store just enqueued, until their first claim (`fresh_payloads`).
+    fresh: FreshPayloads,
     path: PathBuf,
     /// The advisory lock on `<path>.lock` (none for a shared open); released when the store is
     /// dropped. Declared last so that it outlives the pools during drop.
@@ -178,6 +181,7 @@ impl SqliteStore {
             _checkpointer: checkpointer,
             apps_by_token: LookupCache::new(exclusive, CACHED_APPS),
             vehicles: LookupCache::new(exclusive, CACHED_VEHICLES),
+            fresh: FreshPayloads::new(exclusive),
             path: path.to_path_buf(),
             _lock: lock,
         })
@@ -201,29 +205,44 @@ impl SqliteStore {
         Ok(self.writer.begin().await?)
     }
 
-    /// Reads what [`lease_due`] leased, on a reader and off the writer's turn, in the
-    /// outbox's order, with the webhooks it goes to.
-    async fn read_leased(&self, seqs: &[i64]) -> StoreResult<Vec<ClaimedDelivery>> {
-        if seqs.is_empty() {
+    /// The deliveries a claim leased, in the outbox's order, with the webhooks they go to:
+    /// those this store enqueued moments ago from memory (`fresh_payloads`), the others read
+    /// on a reader, off the writer's turn.
+    async fn read_leased(&self, leased: Vec<Leased>) -> StoreResult<Vec<ClaimedDelivery>> {
+        if leased.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(&format!(
-            "SELECT {DELIVERY_COLS} FROM deliveries d WHERE d.seq IN (SELECT value FROM json_each(?)) \
-             ORDER BY d.next_attempt_at, d.seq"
-        ))
-        .bind(to_json(seqs)?)
-        .fetch_all(&self.readers)
-        .await?;
-        let deliveries = rows
-            .iter()
-            .map(|row| delivery_at(row, 0))
-            .collect::<StoreResult<Vec<Delivery>>>()?;
+        let mut deliveries: Vec<(i64, Delivery)> = Vec::with_capacity(leased.len());
+        let mut missing: Vec<i64> = Vec::new();
+        for row in leased {
+            // Never attempted: the row is as it was inserted (see `fresh_payloads`).
+            let fresh = (row.attempt_count == 0)
+                .then(|| self.fresh.take(row.seq))
+                .flatten();
+            match fresh {
+                Some(payload) => deliveries.push((row.seq, as_inserted(payload))),
+                None => missing.push(row.seq),
+            }
+        }
+        if !missing.is_empty() {
+            let rows = sqlx::query(&format!(
+                "SELECT {DELIVERY_COLS}, d.seq FROM deliveries d \
+                 WHERE d.seq IN (SELECT value FROM json_each(?))"
+            ))
+            .bind(to_json(&missing)?)
+            .fetch_all(&self.readers)
+            .await?;
+            for row in &rows {
+                deliveries.push((row.try_get(DELIVERY_COL_COUNT)?, delivery_at(row, 0)?));
+            }
+        }
+        deliveries.sort_by_key(|(seq, d)| (d.next_attempt_at, *seq));
         // A webhook deleted meanwhile had its pending deliveries failed by the deletion; its
         // leased ones are left out here.
-        let webhooks = claim_webhooks(&self.readers, &deliveries).await?;
+        let webhooks = claim_webhooks(&self.readers, deliveries.iter().map(|(_, d)| d)).await?;
         let claimed: Vec<ClaimedDelivery> = deliveries
             .into_iter()
-            .filter_map(|delivery| {
+            .filter_map(|(_, delivery)| {
                 let (webhook, token) = webhooks.get(&delivery.webhook_id)?;
                 // A webhook id is unique across applications; the app check mirrors the join
                 // every other claim makes.
@@ -235,6 +254,14 @@ impl SqliteStore {
             })
             .collect();
         Ok(claimed)
+    }
+
+    /// Keeps payloads just committed under consecutive seqs from `first_seq`, for their claim.
+    /// Called with the write connection still held, as `ingest` does.
+    fn keep_fresh(&self, first_seq: Option<i64>, deliveries: &[NewDelivery]) {
+        if let Some(first) = first_seq {
+            self.fresh.keep((first..).zip(deliveries.iter().cloned()));
+        }
     }
 }
 
@@ -376,11 +403,11 @@ fn claimed_from_row(row: &SqliteRow) -> StoreResult<ClaimedDelivery> {
 
 /// The webhooks of a claim with their applications' management tokens, each decoded once
 /// however many of the claimed deliveries go to it.
-async fn claim_webhooks(
+async fn claim_webhooks<'a>(
     readers: &SqlitePool,
-    deliveries: &[Delivery],
+    deliveries: impl Iterator<Item = &'a Delivery>,
 ) -> StoreResult<HashMap<String, (Arc<Webhook>, String)>> {
-    let ids: HashSet<&str> = deliveries.iter().map(|d| d.webhook_id.as_str()).collect();
+    let ids: HashSet<&str> = deliveries.map(|d| d.webhook_id.as_str()).collect();
     let rows = sqlx::query(&format!(
         "SELECT {WEBHOOK_COLS}, a.management_token FROM webhooks w JOIN apps a ON a.id = w.app_id \
          WHERE w.id IN (SELECT value FROM json_each(?))"
@@ -408,10 +435,14 @@ fn error_from_row(row: &SqliteRow) -> StoreResult<VehicleErrorState> {
 }
 
 /// Inserts payloads into the outbox inside `tx`, so a trigger's payloads commit together with
-/// the state change that fired them.
-async fn insert_deliveries(tx: &mut WriteTx, deliveries: &[NewDelivery]) -> StoreResult<()> {
+/// the state change that fired them. Returns the seq of the first (the others follow it), for
+/// [`SqliteStore::keep_fresh`] once the transaction has committed.
+async fn insert_deliveries(
+    tx: &mut WriteTx,
+    deliveries: &[NewDelivery],
+) -> StoreResult<Option<i64>> {
     if deliveries.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let rows = DeliveryRows::number(tx, deliveries).await?;
     let mut script = QueryBuilder::new("");
@@ -421,7 +452,7 @@ async fn insert_deliveries(tx: &mut WriteTx, deliveries: &[NewDelivery]) -> Stor
         .execute(&mut **tx)
         .await
         .map_err(conflict("delivery id already in use"))?;
-    Ok(())
+    Ok(rows.first_seq())
 }
 
 /// New deliveries as their insert statements bind them, numbered.
@@ -459,6 +490,11 @@ impl<'a> DeliveryRows<'a> {
             .collect();
         let ids = to_json(&deliveries.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())?;
         Ok(DeliveryRows { rows, links, ids })
+    }
+
+    /// The seq of the first row; the others follow it one by one.
+    fn first_seq(&self) -> Option<i64> {
+        self.rows.first().map(|(seq, _, _)| *seq)
     }
 
     /// Appends the statements that insert the rows, their bodies and their vehicle links,
@@ -603,9 +639,17 @@ impl SqliteStore {
         signals.push_upserts(&mut script);
         deliveries.push_inserts(&mut script);
         script.push("COMMIT");
-        tx.commit_script(script.build())
+        let held = tx
+            .commit_script(script.build())
             .await
             .map_err(conflict("delivery id already in use"))?;
+        // Kept before the write connection is let go, so no claim can take a payload before
+        // it is kept, and no attempt by hand can change one before that (see `claim_one`).
+        if let Some(first) = deliveries.first_seq() {
+            drop(deliveries);
+            self.fresh.keep((first..).zip(all));
+        }
+        drop(held);
         Ok(results)
     }
 
@@ -982,8 +1026,8 @@ fn claim_is_empty(claim: &ClaimRequest<'_>) -> bool {
     claim.limit <= 0 || claim.per_webhook <= 0
 }
 
-/// Appends the statement that leases what `claim` may take and returns the leased rows'
-/// `seq` (read them with `SqliteStore::read_leased`), ending in `; `. `skip` is the claim's
+/// Appends the statement that leases what `claim` may take and returns the leased rows
+/// ([`Leased`]; `SqliteStore::read_leased` reads the rest), ending in `; `. `skip` is the claim's
 /// skip list as JSON: one parameter keeps the statement's text, and so its prepared form, the
 /// same whatever the list's length.
 ///
@@ -1018,15 +1062,51 @@ fn push_lease_due<'a>(
         .push_bind(claim.lease_until)
         .push(" WHERE d.seq IN (SELECT seq FROM due WHERE nth <= ")
         .push_bind(claim.per_webhook)
-        .push(") RETURNING seq; ");
+        .push(
+            ") RETURNING seq, attempt_count; ",
+        );
 }
 
-/// The `seq`s a script with [`push_lease_due`] returned.
-fn leased_seqs(rows: &[SqliteRow]) -> StoreResult<Vec<i64>> {
-    Ok(rows
-        .iter()
-        .map(|row| row.try_get::<i64, _>(0))
-        .collect::<Result<_, _>>()?)
+/// A row a claim leased: where it is, and whether it was ever attempted.
+struct Leased {
+    seq: i64,
+    attempt_count: i64,
+}
+
+impl Leased {
+    /// The rows a script with [`push_lease_due`] returned.
+    fn from_rows(rows: &[SqliteRow]) -> StoreResult<Vec<Leased>> {
+        rows.iter()
+            .map(|row| {
+                Ok(Leased {
+                    seq: row.try_get(0)?,
+                    attempt_count: row.try_get(1)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A payload as its row holds it from the insert until its first attempt; leased by a claim,
+/// it is pending.
+fn as_inserted(payload: NewDelivery) -> Delivery {
+    Delivery {
+        id: payload.id,
+        app_id: payload.app_id,
+        webhook_id: payload.webhook_id,
+        event_id: payload.event_id,
+        purpose: payload.purpose,
+        target_uri: payload.target_uri,
+        body: payload.body,
+        event_type: payload.event_type,
+        vehicle_ids: payload.vehicle_ids,
+        status: DeliveryStatus::Pending,
+        attempt_count: 0,
+        next_attempt_at: payload.next_attempt_at,
+        last_error: None,
+        created_at: payload.created_at,
+        updated_at: payload.created_at,
+    }
 }
 
 fn claim_select() -> String {
@@ -1536,8 +1616,9 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut tx = self.write_tx().await?;
-        insert_deliveries(&mut tx, deliveries).await?;
-        tx.commit().await?;
+        let first_seq = insert_deliveries(&mut tx, deliveries).await?;
+        let _held = tx.commit().await?;
+        self.keep_fresh(first_seq, deliveries);
         Ok(())
     }
 
@@ -1567,7 +1648,7 @@ impl Store for SqliteStore {
             .build()
             .fetch_all(&mut *self.writer.acquire().await?)
             .await?;
-        self.read_leased(&leased_seqs(&rows)?).await
+        self.read_leased(Leased::from_rows(&rows)?).await
     }
 
     async fn claim_one(
@@ -1580,6 +1661,9 @@ impl Store for SqliteStore {
         // would only race it. Leases are real time, which the store can read itself.
         let lease_now = real_now_ms();
         let mut tx = self.write_tx().await?;
+        // The attempt (or retry) made now changes the row, perhaps before any claim has taken
+        // it. Every payload committed so far was kept before its writer let go.
+        self.fresh.clear();
         let row = sqlx::query(&format!(
             "{} WHERE d.id = ? AND d.app_id = ? AND (d.lease_until IS NULL OR d.lease_until <= ?)",
             claim_select()
@@ -1638,9 +1722,9 @@ impl Store for SqliteStore {
             push_lease_due(&mut script, claim, skip);
         }
         script.push("COMMIT");
-        let together = async { leased_seqs(&self.writer.run_script(script.build()).await?) };
+        let together = async { Leased::from_rows(&self.writer.run_script(script.build()).await?) };
         match together.await {
-            Ok(seqs) => (Ok(()), self.read_leased(&seqs).await),
+            Ok(leased) => (Ok(()), self.read_leased(leased).await),
             // Nothing of the script stays; the claim alone may still succeed.
             Err(err) => (Err(err), claim.run(self).await),
         }
@@ -1908,8 +1992,9 @@ impl Store for SqliteStore {
             // Dropping the transaction rolls it back: nothing of this step is written.
             return Ok(false);
         }
-        insert_deliveries(&mut tx, deliveries).await?;
-        tx.commit().await?;
+        let first_seq = insert_deliveries(&mut tx, deliveries).await?;
+        let _held = tx.commit().await?;
+        self.keep_fresh(first_seq, deliveries);
         Ok(true)
     }
 
@@ -2000,8 +2085,9 @@ impl Store for SqliteStore {
                 return Ok(false);
             }
         }
-        insert_deliveries(&mut tx, deliveries).await?;
-        tx.commit().await?;
+        let first_seq = insert_deliveries(&mut tx, deliveries).await?;
+        let _held = tx.commit().await?;
+        self.keep_fresh(first_seq, deliveries);
         Ok(true)
     }
 
@@ -2214,6 +2300,93 @@ mod tests {
             serving.app_by_token("amt_admin").await.expect("read app"),
             Some(app),
             "the serving store sees what the shared one wrote"
+        );
+    }
+
+    /// Rewrites a delivery's body with the store's write connection, not through its API.
+    async fn change_body_behind_its_back(store: &SqliteStore, delivery_id: &str) {
+        sqlx::query(
+            "UPDATE delivery_bodies SET body = 'changed' \
+             WHERE seq = (SELECT seq FROM deliveries WHERE id = ?)",
+        )
+        .bind(delivery_id)
+        .execute(&mut *store.writer.acquire().await.expect("writer"))
+        .await
+        .expect("change the body");
+    }
+
+    /// Claims what is due, as (id, body) pairs in claim order.
+    async fn claimed_bodies(store: &SharedStore) -> Vec<(String, String)> {
+        store
+            .claim_due(5_000, 0, 500, 10, i64::MAX, &[])
+            .await
+            .expect("claim_due")
+            .into_iter()
+            .map(|c| (c.delivery.id, c.delivery.body))
+            .collect()
+    }
+
+    /// A payload claimed soon after it was enqueued comes from memory (`fresh_payloads`), not
+    /// from its row: a body changed behind the store's back shows that the row was not read.
+    /// A manual attempt empties that memory, and a store opened beside another keeps nothing.
+    #[tokio::test]
+    async fn fresh_payloads_are_claimed_from_memory_until_something_else_changes_a_row() {
+        let dir = tempfile::TempDir::new().expect("temporary directory");
+        let path = dir.path().join("fleethook.db");
+        let sqlite = Arc::new(SqliteStore::open(&path).await.expect("open"));
+        let store: SharedStore = sqlite.clone();
+        let app = conformance::new_app(&store, "fresh").await;
+        let webhook = conformance::new_webhook(&store, &app).await;
+        let kept = conformance::delivery_for(&webhook, Some(1_000), 1, &[]);
+        store
+            .enqueue_many(std::slice::from_ref(&kept))
+            .await
+            .expect("enqueue");
+        change_body_behind_its_back(&sqlite, &kept.id).await;
+        assert_eq!(
+            claimed_bodies(&store).await,
+            [(kept.id.clone(), kept.body.clone())],
+            "served from memory"
+        );
+
+        let first = conformance::delivery_for(&webhook, Some(1_000), 2, &[]);
+        let other = conformance::delivery_for(&webhook, Some(1_000), 3, &[]);
+        store
+            .enqueue_many(&[first.clone(), other.clone()])
+            .await
+            .expect("enqueue");
+        change_body_behind_its_back(&sqlite, &first.id).await;
+        store
+            .claim_one(&app.id, &other.id, 0)
+            .await
+            .expect("claim_one")
+            .expect("exists");
+        assert_eq!(
+            claimed_bodies(&store).await,
+            [
+                (first.id.clone(), "changed".to_string()),
+                (other.id.clone(), other.body.clone())
+            ],
+            "a manual attempt empties the memory: both read from their rows"
+        );
+
+        let shared = SqliteStore::open_url_shared(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("a shared open beside the first");
+        let beside = conformance::delivery_for(&webhook, Some(1_000), 4, &[]);
+        shared
+            .enqueue_many(std::slice::from_ref(&beside))
+            .await
+            .expect("enqueue beside");
+        change_body_behind_its_back(&shared, &beside.id).await;
+        let claimed = shared
+            .claim_due(5_000, 0, 500, 10, i64::MAX, &[])
+            .await
+            .expect("claim_due beside");
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(
+            claimed[0].delivery.body, "changed",
+            "a shared open keeps nothing"
         );
     }
 

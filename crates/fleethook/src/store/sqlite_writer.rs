@@ -155,22 +155,25 @@ impl DerefMut for WriteConn {
 pub(crate) struct WriteTx(WriteConn);
 
 impl WriteTx {
-    /// Commits. On failure the transaction stays open until the next user rolls it back.
-    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+    /// Commits. On failure the transaction stays open until the next user rolls it back. The
+    /// connection stays held until the returned value is dropped: a caller can record what it
+    /// committed before any other writer runs.
+    pub(crate) async fn commit(mut self) -> Result<WriteConn, sqlx::Error> {
         self.0.execute("COMMIT").await?;
         self.0.slot.open_tx = false;
-        Ok(())
+        Ok(self.0)
     }
 
     /// Runs `script`, statements that end with `COMMIT`, in one round trip. On failure the
-    /// transaction stays open until the next user rolls it back.
+    /// transaction stays open until the next user rolls it back. The connection stays held as
+    /// after [`WriteTx::commit`].
     pub(crate) async fn commit_script<'q>(
         mut self,
         script: Query<'q, Sqlite, SqliteArguments<'q>>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<WriteConn, sqlx::Error> {
         script.execute(&mut *self.0).await?;
         self.0.slot.open_tx = false;
-        Ok(())
+        Ok(self.0)
     }
 
     /// Rolls back now.
