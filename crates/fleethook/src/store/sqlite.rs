@@ -436,7 +436,8 @@ fn error_from_row(row: &SqliteRow) -> StoreResult<VehicleErrorState> {
 
 /// Inserts payloads into the outbox inside `tx`, so a trigger's payloads commit together with
 /// the state change that fired them. Returns the seq of the first (the others follow it), for
-/// [`SqliteStore::keep_fresh`] once the transaction has committed.
+/// [`SqliteStore::keep_fresh`] once the transaction has committed, before the write connection
+/// is let go.
 async fn insert_deliveries(
     tx: &mut WriteTx,
     deliveries: &[NewDelivery],
