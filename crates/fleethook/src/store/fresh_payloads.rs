@@ -70,8 +70,12 @@ impl FreshPayloads {
         };
         for (seq, payload) in payloads {
             // Only what the dispatcher claims: a payload with no due time is attempted by
-            // its caller (verification).
+            // its caller (verification). Whatever was kept under its seq (a row since deleted)
+            // is not its row.
             if payload.next_attempt_at.is_none() || payload.body.len() > MAX_BYTES {
+                if let Some(old) = state.by_seq.remove(&seq) {
+                    state.bytes -= old.body.len();
+                }
                 continue;
             }
             state.bytes += payload.body.len();
@@ -158,12 +162,17 @@ mod tests {
     }
 
     #[test]
-    fn payloads_without_a_due_time_are_not_kept() {
+    fn payloads_without_a_due_time_are_not_kept_and_replace_what_was() {
         let fresh = FreshPayloads::new(true);
         let mut verify = payload("v", 10);
         verify.next_attempt_at = None;
-        fresh.keep([(7, verify)]);
+        fresh.keep([(7, verify.clone())]);
         assert!(fresh.take(7).is_none());
+        // A row inserted under the seq of one kept earlier replaces it, kept or not.
+        fresh.keep([(8, payload("old", 10))]);
+        fresh.keep([(8, verify)]);
+        assert!(fresh.take(8).is_none());
+        assert_eq!(fresh.len(), 0);
     }
 
     #[test]
