@@ -256,12 +256,20 @@ impl SqliteStore {
         Ok(claimed)
     }
 
-    /// Keeps payloads just committed under consecutive seqs from `first_seq`, for their claim.
-    /// Called with the write connection still held, as `ingest` does.
-    fn keep_fresh(&self, first_seq: Option<i64>, deliveries: &[NewDelivery]) {
+    /// Commits `tx`, which inserted `deliveries` under consecutive seqs from `first_seq`, and
+    /// keeps them for their claim before the write connection is let go, as `ingest` does.
+    async fn commit_keeping(
+        &self,
+        tx: WriteTx,
+        first_seq: Option<i64>,
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<()> {
+        let held = tx.commit().await?;
         if let Some(first) = first_seq {
             self.fresh.keep((first..).zip(deliveries.iter().cloned()));
         }
+        drop(held);
+        Ok(())
     }
 }
 
@@ -436,8 +444,7 @@ fn error_from_row(row: &SqliteRow) -> StoreResult<VehicleErrorState> {
 
 /// Inserts payloads into the outbox inside `tx`, so a trigger's payloads commit together with
 /// the state change that fired them. Returns the seq of the first (the others follow it), for
-/// [`SqliteStore::keep_fresh`] once the transaction has committed, before the write connection
-/// is let go.
+/// [`SqliteStore::commit_keeping`], which keeps them before the write connection is let go.
 async fn insert_deliveries(
     tx: &mut WriteTx,
     deliveries: &[NewDelivery],
@@ -1618,8 +1625,7 @@ impl Store for SqliteStore {
         }
         let mut tx = self.write_tx().await?;
         let first_seq = insert_deliveries(&mut tx, deliveries).await?;
-        let _held = tx.commit().await?;
-        self.keep_fresh(first_seq, deliveries);
+        self.commit_keeping(tx, first_seq, deliveries).await?;
         Ok(())
     }
 
@@ -1994,8 +2000,7 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         let first_seq = insert_deliveries(&mut tx, deliveries).await?;
-        let _held = tx.commit().await?;
-        self.keep_fresh(first_seq, deliveries);
+        self.commit_keeping(tx, first_seq, deliveries).await?;
         Ok(true)
     }
 
@@ -2087,8 +2092,7 @@ impl Store for SqliteStore {
             }
         }
         let first_seq = insert_deliveries(&mut tx, deliveries).await?;
-        let _held = tx.commit().await?;
-        self.keep_fresh(first_seq, deliveries);
+        self.commit_keeping(tx, first_seq, deliveries).await?;
         Ok(true)
     }
 
