@@ -57,6 +57,7 @@ macro_rules! conformance_cases {
             claim_due_takes_at_most_per_webhook_of_one_webhook,
             claim_one_claims_any_delivery_of_its_app,
             a_claim_after_a_manual_attempt_sees_what_it_changed,
+            a_claim_carries_its_webhook_and_token_as_they_now_are,
             complete_many_records_attempts_and_outcomes,
             complete_many_applies_large_and_repeating_batches_in_order,
             complete_many_disables_a_webhook_once,
@@ -266,7 +267,7 @@ fn attempt(
     }
 }
 
-fn completion(delivery_id: &str, outcome: Outcome, at: Millis) -> Completion {
+pub(crate) fn completion(delivery_id: &str, outcome: Outcome, at: Millis) -> Completion {
     Completion {
         delivery_id: delivery_id.to_string(),
         attempt: None,
@@ -2123,6 +2124,91 @@ pub async fn claim_one_claims_any_delivery_of_its_app(store: SharedStore) {
             .expect("claim_one")
             .is_some(),
         "a completion frees it for claim_one"
+    );
+}
+
+/// Enqueues one due delivery to `webhook`, claims it alone and settles it; returns the claim.
+async fn claim_alone(
+    store: &SharedStore,
+    webhook: &Webhook,
+    outcome: Completion,
+) -> ClaimedDelivery {
+    let d = delivery_for(webhook, Some(1_000), 1, &[]);
+    enqueue(store, std::slice::from_ref(&d)).await;
+    let mut claimed = store
+        .claim_due(5_000, 0, 100, 10, i64::MAX, &[])
+        .await
+        .expect("claim_due");
+    assert_eq!(claimed.len(), 1, "only the one just enqueued is due");
+    let claimed = claimed.remove(0);
+    assert_eq!(claimed.delivery.id, d.id);
+    complete(
+        store,
+        &[Completion {
+            delivery_id: d.id.clone(),
+            ..outcome
+        }],
+    )
+    .await;
+    claimed
+}
+
+/// A claim carries its webhook and its application's token as they are when it is made:
+/// after the webhook is changed, disabled by a completion or deleted, or its application's
+/// token replaced, the next claim carries the change (the SQLite store keeps the webhooks of
+/// recent claims, and must forget them).
+pub async fn a_claim_carries_its_webhook_and_token_as_they_now_are(store: SharedStore) {
+    drain_outbox(&store).await;
+    let app = new_app(&store, "current webhook").await;
+    let webhook = new_webhook(&store, &app).await;
+    let succeeded = completion("", Outcome::Succeeded, 2_000);
+
+    let first = claim_alone(&store, &webhook, succeeded.clone()).await;
+    assert_eq!(*first.webhook, webhook);
+    assert_eq!(first.management_token, app.management_token);
+
+    let changed = Webhook {
+        callback_uri: "https://receiver.example/changed".to_string(),
+        signing_secret: fresh_id("whsec"),
+        updated_at: 2_000,
+        ..webhook.clone()
+    };
+    store
+        .update_webhook(&changed)
+        .await
+        .expect("update_webhook");
+    let second = claim_alone(&store, &changed, succeeded.clone()).await;
+    assert_eq!(*second.webhook, changed, "the webhook as changed");
+
+    let token = fresh_id("amt");
+    store
+        .set_app_token(&app.id, &token)
+        .await
+        .expect("set_app_token");
+    let disabling = Completion {
+        disable_webhook: Some((webhook.id.clone(), "410 Gone".to_string())),
+        ..completion("", Outcome::Failed, 3_000)
+    };
+    let third = claim_alone(&store, &changed, disabling).await;
+    assert_eq!(third.management_token, token, "the application's new token");
+
+    let fourth = claim_alone(&store, &changed, succeeded.clone()).await;
+    assert_eq!(
+        fourth.webhook.status,
+        WebhookStatus::Disabled,
+        "disabled by the last completion"
+    );
+    assert_eq!(fourth.webhook.disabled_reason.as_deref(), Some("410 Gone"));
+
+    let orphan = delivery_for(&changed, Some(1_000), 1, &[]);
+    enqueue(&store, std::slice::from_ref(&orphan)).await;
+    assert!(store
+        .delete_webhook(&app.id, &webhook.id)
+        .await
+        .expect("delete_webhook"));
+    assert!(
+        claim(&store, 5_000, 0, 100, 10).await.is_empty(),
+        "a deleted webhook's deliveries are not claimed"
     );
 }
 

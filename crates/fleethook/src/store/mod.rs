@@ -20,6 +20,7 @@ mod codec;
 mod diff;
 mod fresh_payloads;
 mod lookup_cache;
+mod memory_leases;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_memory;

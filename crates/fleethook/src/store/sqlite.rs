@@ -31,6 +31,7 @@ use super::codec::{conflict, distinct_runs, from_json, group_by_vehicle, parse_e
 use super::diff::{changed, error_changes, latest_per_code, signal_changes, ErrorsDiff};
 use super::fresh_payloads::FreshPayloads;
 use super::lookup_cache::LookupCache;
+use super::memory_leases::{Due, MemoryLeases};
 use super::sqlite_writer::{WriteTx, Writer};
 use super::{
     ClaimRequest, DeliveryFilter, DynamicAdvance, DynamicDue, IngestApplied, IngestItem,
@@ -63,6 +64,11 @@ const ROW_BUFFER: usize = 2048;
 /// management request; the vehicles are those the ingest API is busy with.
 const CACHED_APPS: usize = 1_024;
 const CACHED_VEHICLES: usize = 100_000;
+/// Webhooks kept for claims, at most.
+const CACHED_WEBHOOKS: usize = 10_000;
+
+/// A webhook as a claim hands it out, with its application's management token.
+type ClaimWebhook = (Arc<Webhook>, String);
 
 /// The error recorded on pending deliveries whose webhook is gone.
 const WEBHOOK_DELETED: &str = "webhook deleted";
@@ -96,8 +102,14 @@ pub struct SqliteStore {
     /// every change goes through this store, which invalidates them).
     apps_by_token: LookupCache<App>,
     vehicles: LookupCache<Vehicle>,
+    /// The webhooks claims read, with their applications' tokens, by webhook id: a round of
+    /// the dispatcher then needs no read for them. Its own writes to webhooks and tokens
+    /// invalidate them; kept only while this process holds the file alone.
+    webhooks_by_id: LookupCache<ClaimWebhook>,
     /// Payloads this store just enqueued, until their first claim (`fresh_payloads`).
     fresh: FreshPayloads,
+    /// The outbox's leases (`memory_leases`).
+    leases: MemoryLeases,
     path: PathBuf,
     /// The advisory lock on `<path>.lock` (none for a shared open); released when the store is
     /// dropped. Declared last so that it outlives the pools during drop.
@@ -181,7 +193,9 @@ impl SqliteStore {
             _checkpointer: checkpointer,
             apps_by_token: LookupCache::new(exclusive, CACHED_APPS),
             vehicles: LookupCache::new(exclusive, CACHED_VEHICLES),
+            webhooks_by_id: LookupCache::new(exclusive, CACHED_WEBHOOKS),
             fresh: FreshPayloads::new(exclusive),
+            leases: MemoryLeases::new(),
             path: path.to_path_buf(),
             _lock: lock,
         })
@@ -208,7 +222,7 @@ impl SqliteStore {
     /// The deliveries a claim leased, in the outbox's order, with the webhooks they go to:
     /// those this store enqueued moments ago from memory (`fresh_payloads`), the others read
     /// on a reader, off the writer's turn.
-    async fn read_leased(&self, leased: Vec<Leased>) -> StoreResult<Vec<ClaimedDelivery>> {
+    async fn read_leased(&self, leased: Vec<Due>) -> StoreResult<Vec<ClaimedDelivery>> {
         if leased.is_empty() {
             return Ok(Vec::new());
         }
@@ -239,7 +253,9 @@ impl SqliteStore {
         deliveries.sort_by_key(|(seq, d)| (d.next_attempt_at, *seq));
         // A webhook deleted meanwhile had its pending deliveries failed by the deletion; its
         // leased ones are left out here.
-        let webhooks = claim_webhooks(&self.readers, deliveries.iter().map(|(_, d)| d)).await?;
+        let webhooks = self
+            .claim_webhooks(deliveries.iter().map(|(_, d)| d))
+            .await?;
         let claimed: Vec<ClaimedDelivery> = deliveries
             .into_iter()
             .filter_map(|(_, delivery)| {
@@ -254,6 +270,113 @@ impl SqliteStore {
             })
             .collect();
         Ok(claimed)
+    }
+
+    /// The webhooks of a claim with their applications' management tokens, each decoded once
+    /// however many of the claimed deliveries go to it; those a recent claim read come from
+    /// `webhooks_by_id`, the others are read on a reader in one statement.
+    async fn claim_webhooks<'a>(
+        &self,
+        deliveries: impl Iterator<Item = &'a Delivery>,
+    ) -> StoreResult<HashMap<String, ClaimWebhook>> {
+        let mut found = HashMap::new();
+        let mut missing: HashSet<&str> = HashSet::new();
+        let mut since = None;
+        for delivery in deliveries {
+            let id = delivery.webhook_id.as_str();
+            if found.contains_key(id) || missing.contains(id) {
+                continue;
+            }
+            match self.webhooks_by_id.get(id) {
+                Ok(hit) => {
+                    found.insert(id.to_string(), hit);
+                }
+                Err(generation) => {
+                    // The earliest: a value read after it may predate any later invalidation.
+                    since.get_or_insert(generation);
+                    missing.insert(id);
+                }
+            }
+        }
+        let Some(since) = since else {
+            return Ok(found);
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLS}, a.management_token FROM webhooks w JOIN apps a ON a.id = w.app_id \
+             WHERE w.id IN (SELECT value FROM json_each(?))"
+        ))
+        .bind(to_json(&missing)?)
+        .fetch_all(&self.readers)
+        .await?;
+        for row in &rows {
+            let webhook = webhook_at(row, 0)?;
+            let token: String = row.try_get(WEBHOOK_COL_COUNT)?;
+            let entry = (Arc::new(webhook), token);
+            self.webhooks_by_id
+                .insert(since, &entry.0.id, entry.clone());
+            found.insert(entry.0.id.clone(), entry);
+        }
+        Ok(found)
+    }
+
+    /// Forgets the kept claim webhooks `stale` names, after a write changed them.
+    fn forget_claim_webhooks(&self, mut stale: impl FnMut(&Webhook) -> bool) {
+        self.webhooks_by_id
+            .invalidate(|_, (webhook, _)| stale(webhook));
+    }
+
+    /// Records `completions` and reads what `claim` may take (unless it can take nothing), as
+    /// one transaction in one script: one turn of the write connection and one round trip to
+    /// its thread. As separate statements, each round trip waited for a worker of the runtime,
+    /// busy with hundreds of sends, to poll the reply: a completion batch and a claim of about
+    /// 120 took 9 ms in `bench throughput`, and the slots ran dry meanwhile. The outbox pages
+    /// both touch also go to the WAL once.
+    ///
+    /// The completed deliveries' leases end and the claim's leases are taken before the
+    /// connection is let go (`memory_leases`); returns the deliveries leased, in due order.
+    /// When the script fails nothing of it stays.
+    async fn complete_then_claim(
+        &self,
+        completions: &[Completion],
+        claim: Option<&ClaimRequest<'_>>,
+    ) -> StoreResult<Vec<Due>> {
+        let claim = claim.filter(|claim| !claim_is_empty(claim));
+        if completions.is_empty() && claim.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut script = QueryBuilder::new("BEGIN IMMEDIATE; ");
+        push_completions(&mut script, completions);
+        if let Some(claim) = claim {
+            let leased = to_json(&self.leases.live(claim.lease_now))?;
+            push_select_due(&mut script, claim, to_json(claim.skip_webhooks)?, leased);
+        }
+        script.push("COMMIT");
+        let (rows, held) = self.writer.run_script(script.build()).await?;
+        let disabled: HashSet<&str> = completions
+            .iter()
+            .filter_map(|c| {
+                c.disable_webhook
+                    .as_ref()
+                    .map(|(webhook, _)| webhook.as_str())
+            })
+            .collect();
+        if !disabled.is_empty() {
+            self.forget_claim_webhooks(|webhook| disabled.contains(webhook.id.as_str()));
+        }
+        let rows = ScriptRows::from_rows(&rows)?;
+        self.leases.release(rows.released);
+        let taken = match claim {
+            Some(claim) => self.leases.take(
+                &rows.due,
+                usize::try_from(claim.limit).unwrap_or(usize::MAX),
+                usize::try_from(claim.per_webhook).unwrap_or(usize::MAX),
+                claim.lease_now,
+                claim.lease_until,
+            ),
+            None => Vec::new(),
+        };
+        drop(held);
+        Ok(taken)
     }
 
     /// Commits `tx`, which inserted `deliveries` under consecutive seqs from `first_seq`, and
@@ -407,29 +530,6 @@ fn claimed_from_row(row: &SqliteRow) -> StoreResult<ClaimedDelivery> {
         webhook: Arc::new(webhook_at(row, DELIVERY_COL_COUNT)?),
         management_token: row.try_get(DELIVERY_COL_COUNT + WEBHOOK_COL_COUNT)?,
     })
-}
-
-/// The webhooks of a claim with their applications' management tokens, each decoded once
-/// however many of the claimed deliveries go to it.
-async fn claim_webhooks<'a>(
-    readers: &SqlitePool,
-    deliveries: impl Iterator<Item = &'a Delivery>,
-) -> StoreResult<HashMap<String, (Arc<Webhook>, String)>> {
-    let ids: HashSet<&str> = deliveries.map(|d| d.webhook_id.as_str()).collect();
-    let rows = sqlx::query(&format!(
-        "SELECT {WEBHOOK_COLS}, a.management_token FROM webhooks w JOIN apps a ON a.id = w.app_id \
-         WHERE w.id IN (SELECT value FROM json_each(?))"
-    ))
-    .bind(to_json(&ids)?)
-    .fetch_all(readers)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let webhook = webhook_at(row, 0)?;
-            let token: String = row.try_get(WEBHOOK_COL_COUNT)?;
-            Ok((webhook.id.clone(), (Arc::new(webhook), token)))
-        })
-        .collect()
 }
 
 fn error_from_row(row: &SqliteRow) -> StoreResult<VehicleErrorState> {
@@ -882,10 +982,10 @@ async fn apply_errors(
     Ok(())
 }
 
-/// A delivery joined with what the dispatcher needs to send it. The inner joins leave out
-/// deliveries whose webhook is gone.
 /// Appends to `script` the statements that record `completions`: their attempts, their
-/// outcomes and released leases, and the webhooks they disable. Each statement ends in `; `.
+/// outcomes and the webhooks they disable. Each statement ends in `; `. The outcome statements
+/// return a [`ROW_RELEASED`] row per delivery recorded, whose lease the caller then ends
+/// ([`ScriptRows`]).
 ///
 /// A few multi-row statements per run of distinct deliveries: per-row statements made
 /// completions the slowest write of the outbox. Their rows are padded to a power of two
@@ -946,12 +1046,13 @@ fn push_completions<'a>(script: &mut QueryBuilder<'a, Sqlite>, completions: &'a 
             // while the attempt was in flight): it would sit in the outbox with nowhere to go.
             script.push(
                 ") UPDATE deliveries SET \
-                 attempt_count = attempt_count + c.c_attempted, lease_until = NULL, updated_at = c.c_at, \
+                 attempt_count = attempt_count + c.c_attempted, updated_at = c.c_at, \
                  status = CASE WHEN c.c_retry AND status <> 'pending' THEN status ELSE c.c_status END, \
                  next_attempt_at = CASE WHEN c.c_retry AND status <> 'pending' THEN NULL ELSE c.c_next END, \
                  last_error = CASE WHEN c.c_retry AND status <> 'pending' THEN last_error ELSE c.c_error END \
-                 FROM c WHERE deliveries.id = c.c_id; ",
+                 FROM c WHERE deliveries.id = c.c_id ",
             );
+            script.push(format!("RETURNING {ROW_RELEASED}, seq, 0, 0; "));
         }
     }
 
@@ -1034,64 +1135,77 @@ fn claim_is_empty(claim: &ClaimRequest<'_>) -> bool {
     claim.limit <= 0 || claim.per_webhook <= 0
 }
 
-/// Appends the statement that leases what `claim` may take and returns the leased rows
-/// ([`Leased`]; `SqliteStore::read_leased` reads the rest), ending in `; `. `skip` is the claim's
-/// skip list as JSON: one parameter keeps the statement's text, and so its prepared form, the
-/// same whatever the list's length.
+/// Appends the statement that reads what `claim` may take, ending in `; `: the first `limit`
+/// due deliveries in due order that are not in `leased` (a JSON list of seqs) and whose
+/// webhook exists, as [`ROW_DUE`] rows. [`MemoryLeases::take`] then caps them per webhook and
+/// leases them. `skip` (the claim's skip list) and `leased` are JSON: one parameter each keeps
+/// the statement's text, and so its prepared form, the same whatever the lists' lengths.
 ///
-/// One statement is one round trip on the write connection, which claims, completions and
-/// ingests take turns on (a transaction of a select, a lease update and a commit was five).
-/// It leases the first `limit` due deliveries (their webhook must exist), numbered per
-/// webhook so that each webhook's first `per_webhook` are taken.
-fn push_lease_due<'a>(
+/// It runs on the write connection, in the turn that takes the leases: a reader could miss
+/// the completion committed just before and hand out a delivery that has just been sent. The
+/// leased rows sit at the head of the due order while they are sent; the `seq` test is
+/// answered from the index, so they are passed over without reading their rows (reading
+/// past them cost more than writing the leases into the rows had).
+fn push_select_due<'a>(
     script: &mut QueryBuilder<'a, Sqlite>,
     claim: &ClaimRequest<'_>,
     skip: String,
+    leased: String,
 ) {
+    // CROSS JOIN keeps the outbox's index the outer loop, so rows come in due order and the
+    // LIMIT stops the scan.
     script
-        .push(
-            "WITH due AS ( \
-               SELECT seq, \
-                 ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS nth \
-               FROM (SELECT d.seq, d.webhook_id, d.next_attempt_at FROM deliveries d \
-                 WHERE d.status = 'pending' AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ",
-        )
+        .push(format!(
+            "SELECT {ROW_DUE}, d.seq, w.seq, d.attempt_count FROM deliveries d \
+             CROSS JOIN webhooks w ON w.id = d.webhook_id AND w.app_id = d.app_id \
+             WHERE d.status = 'pending' AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= "
+        ))
         .push_bind(claim.now)
-        .push(" AND (d.lease_until IS NULL OR d.lease_until <= ")
-        .push_bind(claim.lease_now)
-        .push(") AND d.webhook_id NOT IN (SELECT value FROM json_each(")
+        .push(" AND d.seq NOT IN (SELECT value FROM json_each(")
+        .push_bind(leased)
+        .push(")) AND d.webhook_id NOT IN (SELECT value FROM json_each(")
         .push_bind(skip)
-        .push(
-            ")) AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.app_id = d.app_id) \
-             ORDER BY d.next_attempt_at, d.seq LIMIT ",
-        )
+        .push(")) ORDER BY d.next_attempt_at, d.seq LIMIT ")
         .push_bind(claim.limit)
-        .push(")) UPDATE deliveries AS d SET lease_until = ")
-        .push_bind(claim.lease_until)
-        .push(" WHERE d.seq IN (SELECT seq FROM due WHERE nth <= ")
-        .push_bind(claim.per_webhook)
-        .push(
-            ") RETURNING seq, attempt_count; ",
-        );
+        .push("; ");
 }
 
-/// A row a claim leased: where it is, and whether it was ever attempted.
-struct Leased {
-    seq: i64,
-    attempt_count: i64,
+/// The first column of a row that a completion or claim script returns: what the row is.
+/// A delivery whose completion the script recorded: `(ROW_RELEASED, seq, 0, 0)`.
+const ROW_RELEASED: i64 = 0;
+/// A due delivery a claim read: `(ROW_DUE, seq, webhook seq, attempt_count)`.
+const ROW_DUE: i64 = 1;
+
+/// The rows of a completion or claim script, by kind.
+#[derive(Default)]
+struct ScriptRows {
+    /// Deliveries whose completions were recorded: their leases end.
+    released: Vec<i64>,
+    /// Due deliveries, in due order, for [`MemoryLeases::take`].
+    due: Vec<Due>,
 }
 
-impl Leased {
-    /// The rows a script with [`push_lease_due`] returned.
-    fn from_rows(rows: &[SqliteRow]) -> StoreResult<Vec<Leased>> {
-        rows.iter()
-            .map(|row| {
-                Ok(Leased {
-                    seq: row.try_get(0)?,
-                    attempt_count: row.try_get(1)?,
-                })
-            })
-            .collect()
+impl ScriptRows {
+    fn from_rows(rows: &[SqliteRow]) -> StoreResult<ScriptRows> {
+        let mut sorted = ScriptRows::default();
+        for row in rows {
+            let kind: i64 = row.try_get(0)?;
+            let seq: i64 = row.try_get(1)?;
+            match kind {
+                ROW_RELEASED => sorted.released.push(seq),
+                ROW_DUE => sorted.due.push(Due {
+                    seq,
+                    webhook: row.try_get(2)?,
+                    attempt_count: row.try_get(3)?,
+                }),
+                other => {
+                    return Err(StoreError::Corrupt(format!(
+                        "a claim script returned a row of unknown kind {other}"
+                    )))
+                }
+            }
+        }
+        Ok(sorted)
     }
 }
 
@@ -1117,9 +1231,11 @@ fn as_inserted(payload: NewDelivery) -> Delivery {
     }
 }
 
+/// A delivery joined with what the dispatcher needs to send it. The inner joins leave out
+/// deliveries whose webhook is gone.
 fn claim_select() -> String {
     format!(
-        "SELECT {DELIVERY_COLS}, {WEBHOOK_COLS}, a.management_token \
+        "SELECT {DELIVERY_COLS}, {WEBHOOK_COLS}, a.management_token, d.seq \
          FROM deliveries d \
          JOIN webhooks w ON w.id = d.webhook_id AND w.app_id = d.app_id \
          JOIN apps a ON a.id = d.app_id"
@@ -1189,8 +1305,9 @@ impl Store for SqliteStore {
             .map_err(conflict(
                 "management token already in use by another application",
             ))?;
-        // The old token must stop working at once.
+        // The old token must stop working at once, and no delivery be signed with it.
         self.apps_by_token.invalidate(|_, app| app.id == app_id);
+        self.forget_claim_webhooks(|webhook| webhook.app_id == app_id);
         Ok(())
     }
 
@@ -1509,6 +1626,7 @@ impl Store for SqliteStore {
         .bind(&webhook.app_id)
         .execute(&mut *self.writer.acquire().await?)
         .await?;
+        self.forget_claim_webhooks(|kept| kept.id == webhook.id);
         Ok(())
     }
 
@@ -1527,8 +1645,8 @@ impl Store for SqliteStore {
         // The outbox must not keep what can no longer be sent: its pending deliveries fail and
         // stay in the log. `updated_at` is left alone: this call carries no platform time.
         sqlx::query(
-            "UPDATE deliveries SET status = 'failed', last_error = ?, next_attempt_at = NULL, \
-             lease_until = NULL WHERE webhook_id = ? AND app_id = ? AND status = 'pending'",
+            "UPDATE deliveries SET status = 'failed', last_error = ?, next_attempt_at = NULL \
+             WHERE webhook_id = ? AND app_id = ? AND status = 'pending'",
         )
         .bind(WEBHOOK_DELETED)
         .bind(id)
@@ -1536,6 +1654,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.forget_claim_webhooks(|kept| kept.id == id);
         Ok(true)
     }
 
@@ -1649,13 +1768,8 @@ impl Store for SqliteStore {
         if claim_is_empty(&claim) {
             return Ok(Vec::new());
         }
-        let mut script = QueryBuilder::new("");
-        push_lease_due(&mut script, &claim, to_json(skip_webhooks)?);
-        let rows = script
-            .build()
-            .fetch_all(&mut *self.writer.acquire().await?)
-            .await?;
-        self.read_leased(Leased::from_rows(&rows)?).await
+        let due = self.complete_then_claim(&[], Some(&claim)).await?;
+        self.read_leased(due).await
     }
 
     async fn claim_one(
@@ -1672,37 +1786,37 @@ impl Store for SqliteStore {
         // it. Every payload committed so far was kept before its writer let go.
         self.fresh.clear();
         let row = sqlx::query(&format!(
-            "{} WHERE d.id = ? AND d.app_id = ? AND (d.lease_until IS NULL OR d.lease_until <= ?)",
+            "{} WHERE d.id = ? AND d.app_id = ?",
             claim_select()
         ))
         .bind(delivery_id)
         .bind(app_id)
-        .bind(lease_now)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else {
-            tx.rollback().await?;
-            return Ok(None);
+        let claimed = match &row {
+            Some(row) => {
+                let seq: i64 = row.try_get(DELIVERY_COL_COUNT + WEBHOOK_COL_COUNT + 1)?;
+                if self.leases.is_leased(seq, lease_now) {
+                    None
+                } else {
+                    let claimed = claimed_from_row(row)?;
+                    // Taken while the write connection is held, as every claim's leases are.
+                    self.leases.lease(seq, lease_until);
+                    Some(claimed)
+                }
+            }
+            None => None,
         };
-        let claimed = claimed_from_row(&row)?;
-        sqlx::query("UPDATE deliveries SET lease_until = ? WHERE id = ?")
-            .bind(lease_until)
-            .bind(delivery_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some(claimed))
+        // Nothing was written.
+        tx.rollback().await?;
+        Ok(claimed)
     }
 
     async fn complete_many(&self, completions: &[Completion]) -> StoreResult<()> {
         if completions.is_empty() {
             return Ok(());
         }
-        // One script, one round trip to the connection's thread (see `Writer::run_script`).
-        let mut script = QueryBuilder::new("BEGIN IMMEDIATE; ");
-        push_completions(&mut script, completions);
-        script.push("COMMIT");
-        self.writer.run_script(script.build()).await?;
+        self.complete_then_claim(completions, None).await?;
         Ok(())
     }
 
@@ -1714,24 +1828,8 @@ impl Store for SqliteStore {
         if completions.is_empty() {
             return (Ok(()), claim.run(self).await);
         }
-        let skip = match to_json(claim.skip_webhooks) {
-            Ok(skip) => skip,
-            Err(err) => return (self.complete_many(completions).await, Err(err)),
-        };
-        // One transaction in one script: one turn of the write connection and one round trip
-        // to its thread. As separate statements, each round trip waited for a worker of the
-        // runtime, busy with hundreds of sends, to poll the reply: a completion batch and a
-        // claim of about 120 took 9 ms in `bench throughput`, and the slots ran dry meanwhile.
-        // The outbox pages both touch also go to the WAL once.
-        let mut script = QueryBuilder::new("BEGIN IMMEDIATE; ");
-        push_completions(&mut script, completions);
-        if !claim_is_empty(claim) {
-            push_lease_due(&mut script, claim, skip);
-        }
-        script.push("COMMIT");
-        let together = async { Leased::from_rows(&self.writer.run_script(script.build()).await?) };
-        match together.await {
-            Ok(leased) => (Ok(()), self.read_leased(leased).await),
+        match self.complete_then_claim(completions, Some(claim)).await {
+            Ok(due) => (Ok(()), self.read_leased(due).await),
             // Nothing of the script stays; the claim alone may still succeed.
             Err(err) => (Err(err), claim.run(self).await),
         }
@@ -1751,14 +1849,10 @@ impl Store for SqliteStore {
     }
 
     async fn release_all_leases(&self) -> StoreResult<u64> {
-        // Only pending deliveries' leases matter (completions clear the others'), and the
-        // status term lets SQLite read the small outbox index instead of the whole log.
-        let done = sqlx::query(
-            "UPDATE deliveries SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL",
-        )
-        .execute(&mut *self.writer.acquire().await?)
-        .await?;
-        Ok(done.rows_affected())
+        // The leases live in this store's memory (`memory_leases`): a restarted process has
+        // none, and a running one ends its own.
+        let _held = self.writer.acquire().await?;
+        Ok(u64::try_from(self.leases.clear()).unwrap_or(u64::MAX))
     }
 
     async fn outbox_depth(&self) -> StoreResult<i64> {
@@ -2375,6 +2469,13 @@ mod tests {
             "a manual attempt empties the memory: both read from their rows"
         );
 
+        // What the serving store claimed is done before the shared one claims: a store opened
+        // beside another cannot see the other's leases (`memory_leases`).
+        let done: Vec<Completion> = [&kept, &first, &other]
+            .iter()
+            .map(|d| conformance::completion(&d.id, Outcome::Succeeded, 2_000))
+            .collect();
+        store.complete_many(&done).await.expect("complete");
         let shared = SqliteStore::open_url_shared(&format!("sqlite://{}", path.display()))
             .await
             .expect("a shared open beside the first");
@@ -2538,7 +2639,6 @@ mod tests {
             .expect("open");
         let plans = [
             "SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at IS NOT NULL",
-            "UPDATE deliveries SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL",
         ];
         for sql in plans {
             let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -2551,6 +2651,33 @@ mod tests {
                 "{sql} should use deliveries_due: {detail:?}"
             );
         }
+
+        // A claim reads the outbox's index in due order and stops at its limit: no sort of
+        // every due row first.
+        let claim = ClaimRequest {
+            now: 1_000,
+            lease_now: 0,
+            lease_until: 1,
+            limit: 100,
+            per_webhook: 10,
+            skip_webhooks: &[],
+        };
+        let mut explain = QueryBuilder::new("EXPLAIN QUERY PLAN ");
+        push_select_due(&mut explain, &claim, "[]".into(), "[1, 2]".into());
+        let rows = explain
+            .build()
+            .fetch_all(&store.readers)
+            .await
+            .expect("explain the claim");
+        let detail: Vec<String> = rows.iter().map(|r| r.get::<String, _>("detail")).collect();
+        assert!(
+            detail[0].contains("SEARCH d USING INDEX deliveries_due"),
+            "the claim's outer loop is the outbox index: {detail:?}"
+        );
+        assert!(
+            !detail.iter().any(|d| d.contains("TEMP B-TREE")),
+            "the claim sorts nothing: {detail:?}"
+        );
     }
 
     /// An ingest group's writes (signal upserts, deliveries, bodies, vehicle links) of any

@@ -1,0 +1,190 @@
+//! The leases of a SQLite outbox, kept in memory.
+//!
+//! A lease keeps a delivery that is being sent out of the next claims until its completion is
+//! recorded, or until the lease ends (real time) because its sender died. A SQLite store is
+//! served by one process, and a restart releases every lease anyway
+//! (`Store::release_all_leases`), so the leases need not be written to the database: written,
+//! each was a row update on the one write connection for every delivery, and the completion
+//! a few milliseconds later rewrote the same rows and sent their pages to the WAL a second
+//! time.
+//!
+//! A claim reads the due rows on the write connection, leaving out the leased ones by their
+//! `seq` (a list the outbox index answers before any row is read), and
+//! [`MemoryLeases::take`] leases what it may take before the connection is let go;
+//! completions end theirs in the turn that commits them. So the leases change only together
+//! with the rows they guard, as they did in the rows themselves.
+//!
+//! A store opened beside a running server (`SqliteStore::open_shared`, for `fleethook apps
+//! create`) has leases of its own that the server cannot see: it must not claim.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::clock::Millis;
+
+/// A due delivery that a claim read, in due order: where it is, the webhook it goes to (the
+/// webhook's row number, so a claim counts per webhook without decoding ids) and whether it
+/// was ever attempted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Due {
+    pub seq: i64,
+    pub webhook: i64,
+    pub attempt_count: i64,
+}
+
+/// The live leases of one store: delivery seq → the real time its lease ends.
+#[derive(Debug, Default)]
+pub(crate) struct MemoryLeases {
+    until: Mutex<HashMap<i64, Millis>>,
+}
+
+impl MemoryLeases {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// The deliveries under a lease live at `now` (real time), for a claim to leave out; the
+    /// ended leases are dropped.
+    pub(crate) fn live(&self, now: Millis) -> Vec<i64> {
+        let mut until = self.lock();
+        until.retain(|_, end| *end > now);
+        until.keys().copied().collect()
+    }
+
+    /// Whether `seq` is under a lease live at `now`.
+    pub(crate) fn is_leased(&self, seq: i64, now: Millis) -> bool {
+        self.lock().get(&seq).is_some_and(|end| *end > now)
+    }
+
+    /// Leases `seq` until `end`, replacing a lease that ended.
+    pub(crate) fn lease(&self, seq: i64, end: Millis) {
+        self.lock().insert(seq, end);
+    }
+
+    /// Picks from `due` (in due order) what a claim takes: deliveries not under a lease live at
+    /// `now`, at most `per_webhook` of each webhook and `limit` in all, as the first `limit`
+    /// unleased ones numbered per webhook; and leases them until `end`.
+    pub(crate) fn take(
+        &self,
+        due: &[Due],
+        limit: usize,
+        per_webhook: usize,
+        now: Millis,
+        end: Millis,
+    ) -> Vec<Due> {
+        let mut until = self.lock();
+        let mut per: HashMap<i64, usize> = HashMap::new();
+        let mut taken = Vec::new();
+        let unleased = due
+            .iter()
+            .filter(|d| until.get(&d.seq).is_none_or(|lease_end| *lease_end <= now))
+            .take(limit);
+        for d in unleased {
+            let nth = per.entry(d.webhook).or_insert(0);
+            *nth += 1;
+            if *nth <= per_webhook {
+                taken.push(*d);
+            }
+        }
+        for d in &taken {
+            until.insert(d.seq, end);
+        }
+        taken
+    }
+
+    /// Ends the leases of `seqs` (their completions are committed).
+    pub(crate) fn release(&self, seqs: impl IntoIterator<Item = i64>) {
+        let mut until = self.lock();
+        for seq in seqs {
+            until.remove(&seq);
+        }
+    }
+
+    /// Ends every lease; returns how many there were.
+    pub(crate) fn clear(&self) -> usize {
+        let mut until = self.lock();
+        let count = until.len();
+        until.clear();
+        count
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Millis>> {
+        // A panic elsewhere while holding the map cannot leave it half-changed: every change
+        // is one insert or remove, or a loop of them that a claim repeats if it fails.
+        self.until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn due(seq: i64, webhook: i64) -> Due {
+        Due {
+            seq,
+            webhook,
+            attempt_count: 0,
+        }
+    }
+
+    fn seqs(taken: &[Due]) -> Vec<i64> {
+        taken.iter().map(|d| d.seq).collect()
+    }
+
+    #[test]
+    fn a_claim_takes_the_first_unleased_ones_and_leases_them() {
+        let leases = MemoryLeases::new();
+        let rows = [due(1, 1), due(2, 1), due(3, 2), due(4, 2)];
+        assert_eq!(seqs(&leases.take(&rows, 2, 10, 100, 200)), vec![1, 2]);
+        assert!(leases.is_leased(1, 100) && leases.is_leased(2, 199));
+        assert_eq!(
+            seqs(&leases.take(&rows, 10, 10, 100, 200)),
+            vec![3, 4],
+            "leased ones are skipped"
+        );
+        assert!(leases.take(&rows, 10, 10, 199, 300).is_empty());
+        let mut live = leases.live(199);
+        live.sort_unstable();
+        assert_eq!(live, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn an_ended_lease_frees_its_delivery_and_is_dropped() {
+        let leases = MemoryLeases::new();
+        leases.lease(1, 200);
+        assert!(leases.is_leased(1, 199));
+        assert!(!leases.is_leased(1, 200), "a lease ends at its end time");
+        assert_eq!(seqs(&leases.take(&[due(1, 1)], 1, 1, 200, 300)), vec![1]);
+        assert!(leases.is_leased(1, 299), "taken again, under the new lease");
+        assert!(
+            leases.live(300).is_empty(),
+            "ended leases are dropped when listed"
+        );
+        assert_eq!(leases.clear(), 0);
+    }
+
+    #[test]
+    fn the_webhook_cap_counts_only_unleased_deliveries_within_the_limit() {
+        let leases = MemoryLeases::new();
+        leases.lease(1, 1_000);
+        let rows = [due(1, 7), due(2, 7), due(3, 7), due(4, 8), due(5, 7)];
+        // Unleased in order: 2, 3, 4, 5; the limit keeps 2, 3, 4; the cap of 1 per webhook
+        // keeps 2 of webhook 7 and 4 of webhook 8.
+        assert_eq!(seqs(&leases.take(&rows, 3, 1, 0, 1_000)), vec![2, 4]);
+        assert!(!leases.is_leased(3, 0), "what the cap left out stays free");
+    }
+
+    #[test]
+    fn releases_and_clear_end_leases() {
+        let leases = MemoryLeases::new();
+        for seq in 1..=3 {
+            leases.lease(seq, 1_000);
+        }
+        leases.release([1, 3, 99]);
+        assert!(!leases.is_leased(1, 0) && leases.is_leased(2, 0) && !leases.is_leased(3, 0));
+        assert_eq!(leases.clear(), 1);
+        assert!(leases.live(0).is_empty());
+    }
+}
