@@ -17,7 +17,7 @@
 //! A store opened beside a running server (`SqliteStore::open_shared`, for `fleethook apps
 //! create`) has leases of its own that the server cannot see: it must not claim.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use crate::clock::Millis;
@@ -32,10 +32,18 @@ pub(crate) struct Due {
     pub attempt_count: i64,
 }
 
-/// The live leases of one store: delivery seq → the real time its lease ends.
+/// A lease: the real time it ends, and the delivery's id once the claim has read it (a
+/// completion names its delivery by id).
+#[derive(Debug)]
+struct Lease {
+    end: Millis,
+    id: Option<String>,
+}
+
+/// The live leases of one store, by delivery seq.
 #[derive(Debug, Default)]
 pub(crate) struct MemoryLeases {
-    until: Mutex<HashMap<i64, Millis>>,
+    until: Mutex<HashMap<i64, Lease>>,
 }
 
 impl MemoryLeases {
@@ -43,22 +51,46 @@ impl MemoryLeases {
         Self::default()
     }
 
-    /// The deliveries under a lease live at `now` (real time), for a claim to leave out; the
-    /// ended leases are dropped.
-    pub(crate) fn live(&self, now: Millis) -> Vec<i64> {
+    /// The deliveries under a lease live at `now` (real time), for a claim to leave out,
+    /// except those named in `completing`: their completions run first in the claim's own
+    /// transaction, and one that is due again at once (a retry with no wait) may be claimed
+    /// there, as it was when leases were rows. The ended leases are dropped.
+    pub(crate) fn live(&self, now: Millis, completing: &HashSet<&str>) -> Vec<i64> {
         let mut until = self.lock();
-        until.retain(|_, end| *end > now);
-        until.keys().copied().collect()
+        until.retain(|_, lease| lease.end > now);
+        until
+            .iter()
+            .filter(|(_, lease)| {
+                lease
+                    .id
+                    .as_deref()
+                    .is_none_or(|id| !completing.contains(id))
+            })
+            .map(|(seq, _)| *seq)
+            .collect()
     }
 
     /// Whether `seq` is under a lease live at `now`.
     pub(crate) fn is_leased(&self, seq: i64, now: Millis) -> bool {
-        self.lock().get(&seq).is_some_and(|end| *end > now)
+        self.lock().get(&seq).is_some_and(|lease| lease.end > now)
     }
 
-    /// Leases `seq` until `end`, replacing a lease that ended.
-    pub(crate) fn lease(&self, seq: i64, end: Millis) {
-        self.lock().insert(seq, end);
+    /// Leases `seq`, the delivery `id`, until `end`, replacing a lease that ended.
+    pub(crate) fn lease(&self, seq: i64, id: &str, end: Millis) {
+        self.lock().insert(
+            seq,
+            Lease {
+                end,
+                id: Some(id.to_string()),
+            },
+        );
+    }
+
+    /// Records the id of the delivery leased under `seq`, once the claim has read it.
+    pub(crate) fn identify(&self, seq: i64, id: &str) {
+        if let Some(lease) = self.lock().get_mut(&seq) {
+            lease.id = Some(id.to_string());
+        }
     }
 
     /// Picks from `due` (in due order) what a claim takes: deliveries not under a lease live at
@@ -77,7 +109,7 @@ impl MemoryLeases {
         let mut taken = Vec::new();
         let unleased = due
             .iter()
-            .filter(|d| until.get(&d.seq).is_none_or(|lease_end| *lease_end <= now))
+            .filter(|d| until.get(&d.seq).is_none_or(|lease| lease.end <= now))
             .take(limit);
         for d in unleased {
             let nth = per.entry(d.webhook).or_insert(0);
@@ -87,7 +119,7 @@ impl MemoryLeases {
             }
         }
         for d in &taken {
-            until.insert(d.seq, end);
+            until.insert(d.seq, Lease { end, id: None });
         }
         taken
     }
@@ -108,7 +140,7 @@ impl MemoryLeases {
         count
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Millis>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Lease>> {
         // A panic elsewhere while holding the map cannot leave it half-changed: every change
         // is one insert or remove, or a loop of them that a claim repeats if it fails.
         self.until
@@ -145,21 +177,33 @@ mod tests {
             "leased ones are skipped"
         );
         assert!(leases.take(&rows, 10, 10, 199, 300).is_empty());
-        let mut live = leases.live(199);
+        let mut live = leases.live(199, &HashSet::new());
         live.sort_unstable();
         assert_eq!(live, vec![1, 2, 3, 4]);
+        leases.identify(2, "d2");
+        let mut live = leases.live(199, &HashSet::from(["d2"]));
+        live.sort_unstable();
+        assert_eq!(
+            live,
+            vec![1, 3, 4],
+            "one completing in the claim's turn is not left out"
+        );
+        assert!(
+            leases.is_leased(2, 199),
+            "it stays leased until its completion commits"
+        );
     }
 
     #[test]
     fn an_ended_lease_frees_its_delivery_and_is_dropped() {
         let leases = MemoryLeases::new();
-        leases.lease(1, 200);
+        leases.lease(1, "d1", 200);
         assert!(leases.is_leased(1, 199));
         assert!(!leases.is_leased(1, 200), "a lease ends at its end time");
         assert_eq!(seqs(&leases.take(&[due(1, 1)], 1, 1, 200, 300)), vec![1]);
         assert!(leases.is_leased(1, 299), "taken again, under the new lease");
         assert!(
-            leases.live(300).is_empty(),
+            leases.live(300, &HashSet::new()).is_empty(),
             "ended leases are dropped when listed"
         );
         assert_eq!(leases.clear(), 0);
@@ -168,7 +212,7 @@ mod tests {
     #[test]
     fn the_webhook_cap_counts_only_unleased_deliveries_within_the_limit() {
         let leases = MemoryLeases::new();
-        leases.lease(1, 1_000);
+        leases.lease(1, "d1", 1_000);
         let rows = [due(1, 7), due(2, 7), due(3, 7), due(4, 8), due(5, 7)];
         // Unleased in order: 2, 3, 4, 5; the limit keeps 2, 3, 4; the cap of 1 per webhook
         // keeps 2 of webhook 7 and 4 of webhook 8.
@@ -180,11 +224,11 @@ mod tests {
     fn releases_and_clear_end_leases() {
         let leases = MemoryLeases::new();
         for seq in 1..=3 {
-            leases.lease(seq, 1_000);
+            leases.lease(seq, &format!("d{seq}"), 1_000);
         }
         leases.release([1, 3, 99]);
         assert!(!leases.is_leased(1, 0) && leases.is_leased(2, 0) && !leases.is_leased(3, 0));
         assert_eq!(leases.clear(), 1);
-        assert!(leases.live(0).is_empty());
+        assert!(leases.live(0, &HashSet::new()).is_empty());
     }
 }

@@ -251,6 +251,10 @@ impl SqliteStore {
             }
         }
         deliveries.sort_by_key(|(seq, d)| (d.next_attempt_at, *seq));
+        // Completions name deliveries by id; a claim's own completions are let back into it.
+        for (seq, delivery) in &deliveries {
+            self.leases.identify(*seq, &delivery.id);
+        }
         // A webhook deleted meanwhile had its pending deliveries failed by the deletion; its
         // leased ones are left out here.
         let webhooks = self
@@ -347,7 +351,9 @@ impl SqliteStore {
         let mut script = QueryBuilder::new("BEGIN IMMEDIATE; ");
         push_completions(&mut script, completions);
         if let Some(claim) = claim {
-            let leased = to_json(&self.leases.live(claim.lease_now))?;
+            let completing: HashSet<&str> =
+                completions.iter().map(|c| c.delivery_id.as_str()).collect();
+            let leased = to_json(&self.leases.live(claim.lease_now, &completing))?;
             push_select_due(&mut script, claim, to_json(claim.skip_webhooks)?, leased);
         }
         script.push("COMMIT");
@@ -363,7 +369,13 @@ impl SqliteStore {
         if !disabled.is_empty() {
             self.forget_claim_webhooks(|webhook| disabled.contains(webhook.id.as_str()));
         }
-        let rows = ScriptRows::from_rows(&rows)?;
+        // The transaction is committed: the completions must not be reported failed (the
+        // dispatcher would record them twice). A row that cannot be read only leaves leases to
+        // end on their own and the due deliveries to the next claim.
+        let rows = ScriptRows::from_rows(&rows).unwrap_or_else(|err| {
+            tracing::error!(%err, "cannot read what a claim script returned");
+            ScriptRows::default()
+        });
         self.leases.release(rows.released);
         let taken = match claim {
             Some(claim) => self.leases.take(
@@ -1297,17 +1309,20 @@ impl Store for SqliteStore {
     }
 
     async fn set_app_token(&self, app_id: &str, token: &str) -> StoreResult<()> {
+        let mut held = self.writer.acquire().await?;
         sqlx::query("UPDATE apps SET management_token = ? WHERE id = ?")
             .bind(token)
             .bind(app_id)
-            .execute(&mut *self.writer.acquire().await?)
+            .execute(&mut *held)
             .await
             .map_err(conflict(
                 "management token already in use by another application",
             ))?;
         // The old token must stop working at once, and no delivery be signed with it.
         self.apps_by_token.invalidate(|_, app| app.id == app_id);
+        // Before the write connection is let go: no claim reads the old token after this.
         self.forget_claim_webhooks(|webhook| webhook.app_id == app_id);
+        drop(held);
         Ok(())
     }
 
@@ -1603,6 +1618,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        let mut held = self.writer.acquire().await?;
         // Everything but the identity (id, application) and the creation time.
         sqlx::query(
             "UPDATE webhooks SET name = ?, kind = ?, callback_uri = ?, error_callback_uri = ?, \
@@ -1624,9 +1640,11 @@ impl Store for SqliteStore {
         .bind(webhook.updated_at)
         .bind(&webhook.id)
         .bind(&webhook.app_id)
-        .execute(&mut *self.writer.acquire().await?)
+        .execute(&mut *held)
         .await?;
+        // Before the write connection is let go, as every invalidation of claim webhooks.
         self.forget_claim_webhooks(|kept| kept.id == webhook.id);
+        drop(held);
         Ok(())
     }
 
@@ -1653,8 +1671,9 @@ impl Store for SqliteStore {
         .bind(app_id)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        let held = tx.commit().await?;
         self.forget_claim_webhooks(|kept| kept.id == id);
+        drop(held);
         Ok(true)
     }
 
@@ -1781,7 +1800,9 @@ impl Store for SqliteStore {
         // A delivery under a live lease is being sent right now: a second, concurrent attempt
         // would only race it. Leases are real time, which the store can read itself.
         let lease_now = real_now_ms();
-        let mut tx = self.write_tx().await?;
+        // Held, not in a transaction: nothing is written, and the lease is taken after the
+        // last await, so a caller that goes away cannot leave a lease that nobody sends.
+        let mut held = self.writer.acquire().await?;
         // The attempt (or retry) made now changes the row, perhaps before any claim has taken
         // it. Every payload committed so far was kept before its writer let go.
         self.fresh.clear();
@@ -1791,7 +1812,7 @@ impl Store for SqliteStore {
         ))
         .bind(delivery_id)
         .bind(app_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *held)
         .await?;
         let claimed = match &row {
             Some(row) => {
@@ -1801,14 +1822,13 @@ impl Store for SqliteStore {
                 } else {
                     let claimed = claimed_from_row(row)?;
                     // Taken while the write connection is held, as every claim's leases are.
-                    self.leases.lease(seq, lease_until);
+                    self.leases.lease(seq, delivery_id, lease_until);
                     Some(claimed)
                 }
             }
             None => None,
         };
-        // Nothing was written.
-        tx.rollback().await?;
+        drop(held);
         Ok(claimed)
     }
 
@@ -2493,6 +2513,55 @@ mod tests {
         assert_eq!(
             claimed[0].delivery.body, "changed",
             "a shared open keeps nothing"
+        );
+    }
+
+    /// A retry due at once is claimed again in the round that records it: a claim leaves
+    /// out the leased deliveries, but not those whose completions run first in its own
+    /// transaction (as when leases were written to the rows).
+    #[tokio::test]
+    async fn a_retry_due_at_once_is_claimed_in_the_round_that_records_it() {
+        let (_dir, store) = fresh().await;
+        let app = conformance::new_app(&store, "retry now").await;
+        let webhook = conformance::new_webhook(&store, &app).await;
+        let d = conformance::delivery_for(&webhook, Some(1_000), 1, &[]);
+        store
+            .enqueue_many(std::slice::from_ref(&d))
+            .await
+            .expect("enqueue");
+        let claim = ClaimRequest {
+            now: 5_000,
+            lease_now: 0,
+            lease_until: 100,
+            limit: 10,
+            per_webhook: i64::MAX,
+            skip_webhooks: &[],
+        };
+        assert_eq!(claim.run(&*store).await.expect("claim").len(), 1);
+        assert!(
+            claim.run(&*store).await.expect("claim").is_empty(),
+            "leased"
+        );
+        let (written, claimed) = store
+            .complete_and_claim(
+                &[conformance::completion(
+                    &d.id,
+                    Outcome::RetryAt(5_000),
+                    5_000,
+                )],
+                &claim,
+            )
+            .await;
+        written.expect("the retry is written");
+        let ids: Vec<String> = claimed
+            .expect("the claim is made")
+            .into_iter()
+            .map(|c| c.delivery.id)
+            .collect();
+        assert_eq!(ids, vec![d.id.clone()], "claimed again at once");
+        assert!(
+            claim.run(&*store).await.expect("claim").is_empty(),
+            "and leased again"
         );
     }
 
