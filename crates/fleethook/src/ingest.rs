@@ -7,7 +7,7 @@
 //! a batch is a single ingest, with no added wait.
 
 use std::collections::HashMap;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 
 use fleethook_wire::signal::SignalValue;
 use tokio::sync::{mpsc, oneshot};
@@ -65,7 +65,7 @@ struct Pending {
     now: Millis,
     /// The vehicle's enabled change webhooks (empty: nothing to render); filled in just before
     /// the store applies the ingest.
-    webhooks: Vec<Webhook>,
+    webhooks: Vec<Arc<Webhook>>,
 }
 
 type Reply = oneshot::Sender<StoreResult<(IngestApplied, usize)>>;
@@ -85,7 +85,7 @@ impl IngestQueue {
             return IngestQueue { tx: None };
         }
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_loop(std::sync::Arc::downgrade(store), rx));
+        tokio::spawn(write_loop(Arc::downgrade(store), rx));
         IngestQueue { tx: Some(tx) }
     }
 

@@ -3,6 +3,7 @@
 //! completion batch into runs that multi-row statements can apply safely.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -80,25 +81,25 @@ pub(crate) fn distinct_runs(completions: &[Completion], max: usize) -> Vec<&[Com
 
 /// Rows of `webhook columns…, vehicle_id` (the webhook decoded by `decode` from column 0, its
 /// id first, the vehicle id in column `vehicle_column`) grouped by vehicle, in row order. A
-/// webhook many vehicles share (a fleet on a few webhooks) is decoded once and cloned.
+/// webhook many vehicles share (a fleet on a few webhooks) is decoded once and shared.
 pub(crate) fn group_by_vehicle<R>(
     rows: &[R],
     decode: fn(&R, usize) -> StoreResult<Webhook>,
     vehicle_column: usize,
-) -> StoreResult<HashMap<String, Vec<Webhook>>>
+) -> StoreResult<HashMap<String, Vec<Arc<Webhook>>>>
 where
     R: sqlx::Row,
     usize: sqlx::ColumnIndex<R>,
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    let mut by_vehicle: HashMap<String, Vec<Webhook>> = HashMap::new();
-    let mut decoded: HashMap<String, Webhook> = HashMap::new();
+    let mut by_vehicle: HashMap<String, Vec<Arc<Webhook>>> = HashMap::new();
+    let mut decoded: HashMap<String, Arc<Webhook>> = HashMap::new();
     for row in rows {
         let webhook_id: String = row.try_get(0)?;
         let webhook = match decoded.get(&webhook_id) {
             Some(webhook) => webhook.clone(),
             None => {
-                let webhook = decode(row, 0)?;
+                let webhook = Arc::new(decode(row, 0)?);
                 decoded.insert(webhook_id, webhook.clone());
                 webhook
             }

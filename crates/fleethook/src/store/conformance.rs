@@ -58,6 +58,7 @@ macro_rules! conformance_cases {
             claim_one_claims_any_delivery_of_its_app,
             a_claim_after_a_manual_attempt_sees_what_it_changed,
             a_claim_carries_its_webhook_and_token_as_they_now_are,
+            subscribed_webhooks_many_sees_webhooks_as_they_now_are,
             complete_many_records_attempts_and_outcomes,
             complete_many_applies_large_and_repeating_batches_in_order,
             complete_many_disables_a_webhook_once,
@@ -1616,9 +1617,14 @@ pub async fn subscribed_webhooks_many_matches_one_vehicle_at_a_time(store: Share
             .subscribed_webhooks(id)
             .await
             .expect("subscribed_webhooks");
+        let many: Vec<Webhook> = many
+            .get(id)
+            .into_iter()
+            .flatten()
+            .map(|webhook| Webhook::clone(webhook))
+            .collect();
         assert_eq!(
-            many.get(id).cloned().unwrap_or_default(),
-            single,
+            many, single,
             "vehicle {id}: the same webhooks in the same order"
         );
     }
@@ -2153,6 +2159,21 @@ async fn claim_alone(
     claimed
 }
 
+/// Gives `webhook` a new callback and secret through the store; returns it as changed.
+async fn change_webhook(store: &SharedStore, webhook: &Webhook) -> Webhook {
+    let changed = Webhook {
+        callback_uri: "https://receiver.example/changed".to_string(),
+        signing_secret: fresh_id("whsec"),
+        updated_at: 2_000,
+        ..webhook.clone()
+    };
+    store
+        .update_webhook(&changed)
+        .await
+        .expect("update_webhook");
+    changed
+}
+
 /// A claim carries its webhook and its application's token as they are when it is made:
 /// after the webhook is changed, disabled by a completion or deleted, or its application's
 /// token replaced, the next claim carries the change (the SQLite store keeps the webhooks of
@@ -2167,16 +2188,7 @@ pub async fn a_claim_carries_its_webhook_and_token_as_they_now_are(store: Shared
     assert_eq!(*first.webhook, webhook);
     assert_eq!(first.management_token, app.management_token);
 
-    let changed = Webhook {
-        callback_uri: "https://receiver.example/changed".to_string(),
-        signing_secret: fresh_id("whsec"),
-        updated_at: 2_000,
-        ..webhook.clone()
-    };
-    store
-        .update_webhook(&changed)
-        .await
-        .expect("update_webhook");
+    let changed = change_webhook(&store, &webhook).await;
     let second = claim_alone(&store, &changed, succeeded.clone()).await;
     assert_eq!(*second.webhook, changed, "the webhook as changed");
 
@@ -2210,6 +2222,79 @@ pub async fn a_claim_carries_its_webhook_and_token_as_they_now_are(store: Shared
         claim(&store, 5_000, 0, 100, 10).await.is_empty(),
         "a deleted webhook's deliveries are not claimed"
     );
+}
+
+/// The webhooks of an ingest group are its vehicles' webhooks as they are when it is read:
+/// after a webhook is changed, disabled by a completion, unsubscribed or deleted, the next read
+/// shows it (the SQLite store serves them from the webhooks of recent claims and groups, and
+/// must forget them).
+pub async fn subscribed_webhooks_many_sees_webhooks_as_they_now_are(store: SharedStore) {
+    drain_outbox(&store).await;
+    let app = new_app(&store, "current subscriptions").await;
+    let webhook = new_webhook(&store, &app).await;
+    let other = new_webhook(&store, &app).await;
+    let vehicle = new_vehicle(&store, &app, "user", 1).await;
+    for id in [&webhook.id, &other.id] {
+        store
+            .subscribe(id, &vehicle.id, 100)
+            .await
+            .expect("subscribe");
+    }
+    let read = || async {
+        let mut many = store
+            .subscribed_webhooks_many(&[vehicle.id.as_str()])
+            .await
+            .expect("subscribed_webhooks_many");
+        many.remove(&vehicle.id)
+            .unwrap_or_default()
+            .iter()
+            .map(|webhook| Webhook::clone(webhook))
+            .collect::<Vec<_>>()
+    };
+    // Oldest first; created at the same time, by id.
+    let in_order = |mut both: [Webhook; 2]| {
+        both.sort_by(|a, b| a.id.cmp(&b.id));
+        both
+    };
+    assert_eq!(read().await, in_order([webhook.clone(), other.clone()]));
+
+    let changed = change_webhook(&store, &webhook).await;
+    assert_eq!(
+        read().await,
+        in_order([changed.clone(), other.clone()]),
+        "as changed"
+    );
+
+    let disabling = Completion {
+        disable_webhook: Some((webhook.id.clone(), "410 Gone".to_string())),
+        ..completion("", Outcome::Failed, 3_000)
+    };
+    claim_alone(&store, &changed, disabling).await;
+    let after = read().await;
+    let disabled = after
+        .iter()
+        .find(|w| w.id == webhook.id)
+        .expect("still subscribed");
+    assert_eq!(disabled.status, WebhookStatus::Disabled, "disabled");
+    assert_eq!(disabled.disabled_reason.as_deref(), Some("410 Gone"));
+
+    assert!(store
+        .unsubscribe(&other.id, &vehicle.id)
+        .await
+        .expect("unsubscribe"));
+    assert_eq!(
+        read().await,
+        [after
+            .into_iter()
+            .find(|w| w.id == webhook.id)
+            .expect("kept")],
+        "unsubscribed"
+    );
+    assert!(store
+        .delete_webhook(&app.id, &webhook.id)
+        .await
+        .expect("delete_webhook"));
+    assert!(read().await.is_empty(), "deleted");
 }
 
 /// A delivery changed by hand before any claim took it (a manual attempt, or one that found

@@ -384,11 +384,12 @@ pub trait Store: Send + Sync + 'static {
     async fn subscribed_webhooks(&self, vehicle_id: &str) -> StoreResult<Vec<Webhook>>;
 
     /// [`Store::subscribed_webhooks`] of several vehicles in one read, by vehicle id; a vehicle
-    /// with no subscription is absent. The ingest queue asks it once per group of ingests.
+    /// with no subscription is absent. The ingest queue asks it once per group of ingests. A
+    /// webhook that several vehicles share is one value, shared.
     async fn subscribed_webhooks_many(
         &self,
         vehicle_ids: &[&str],
-    ) -> StoreResult<HashMap<String, Vec<Webhook>>>;
+    ) -> StoreResult<HashMap<String, Vec<Arc<Webhook>>>>;
 
     // --- time-based triggers ---
     /// Sets the next boundary of a scheduled webhook and clears its cursor; `None` stops it.

@@ -27,7 +27,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::checkpointer::Checkpointer;
-use super::codec::{conflict, distinct_runs, from_json, group_by_vehicle, parse_enum, to_json};
+use super::codec::{conflict, distinct_runs, from_json, parse_enum, to_json};
 use super::diff::{changed, error_changes, latest_per_code, signal_changes, ErrorsDiff};
 use super::fresh_payloads::FreshPayloads;
 use super::lookup_cache::LookupCache;
@@ -64,11 +64,11 @@ const ROW_BUFFER: usize = 2048;
 /// management request; the vehicles are those the ingest API is busy with.
 const CACHED_APPS: usize = 1_024;
 const CACHED_VEHICLES: usize = 100_000;
-/// Webhooks kept for claims, at most.
+/// Webhooks kept for claims and ingests, at most.
 const CACHED_WEBHOOKS: usize = 10_000;
 
 /// A webhook as a claim hands it out, with its application's management token.
-type ClaimWebhook = (Arc<Webhook>, String);
+type CachedWebhook = (Arc<Webhook>, String);
 
 /// The error recorded on pending deliveries whose webhook is gone.
 const WEBHOOK_DELETED: &str = "webhook deleted";
@@ -102,10 +102,11 @@ pub struct SqliteStore {
     /// every change goes through this store, which invalidates them).
     apps_by_token: LookupCache<App>,
     vehicles: LookupCache<Vehicle>,
-    /// The webhooks claims read, with their applications' tokens, by webhook id: a round of
-    /// the dispatcher then needs no read for them. Its own writes to webhooks and tokens
-    /// invalidate them; kept only while this process holds the file alone.
-    webhooks_by_id: LookupCache<ClaimWebhook>,
+    /// Webhooks with their applications' tokens, by webhook id, as claims and ingest groups
+    /// read them: a round of the dispatcher then needs no read for them, and a group of
+    /// ingests reads only which webhooks its vehicles are subscribed to. Its own writes to
+    /// webhooks and tokens invalidate them; kept only while this process holds the file alone.
+    webhooks_by_id: LookupCache<CachedWebhook>,
     /// Payloads this store just enqueued, until their first claim (`fresh_payloads`).
     fresh: FreshPayloads,
     /// The outbox's leases (`memory_leases`).
@@ -258,7 +259,7 @@ impl SqliteStore {
         // A webhook deleted meanwhile had its pending deliveries failed by the deletion; its
         // leased ones are left out here.
         let webhooks = self
-            .claim_webhooks(deliveries.iter().map(|(_, d)| d))
+            .cached_webhooks(deliveries.iter().map(|(_, d)| d.webhook_id.as_str()))
             .await?;
         let claimed: Vec<ClaimedDelivery> = deliveries
             .into_iter()
@@ -276,18 +277,18 @@ impl SqliteStore {
         Ok(claimed)
     }
 
-    /// The webhooks of a claim with their applications' management tokens, each decoded once
-    /// however many of the claimed deliveries go to it; those a recent claim read come from
-    /// `webhooks_by_id`, the others are read on a reader in one statement.
-    async fn claim_webhooks<'a>(
+    /// The webhooks of `ids` (repeats welcome) with their applications' management tokens,
+    /// each decoded once; those a recent claim or ingest group read come from `webhooks_by_id`,
+    /// the others are read on a reader in one statement. A webhook that does not exist is
+    /// absent.
+    async fn cached_webhooks<'a>(
         &self,
-        deliveries: impl Iterator<Item = &'a Delivery>,
-    ) -> StoreResult<HashMap<String, ClaimWebhook>> {
+        ids: impl Iterator<Item = &'a str>,
+    ) -> StoreResult<HashMap<String, CachedWebhook>> {
         let mut found = HashMap::new();
         let mut missing: HashSet<&str> = HashSet::new();
         let mut since = None;
-        for delivery in deliveries {
-            let id = delivery.webhook_id.as_str();
+        for id in ids {
             if found.contains_key(id) || missing.contains(id) {
                 continue;
             }
@@ -323,8 +324,8 @@ impl SqliteStore {
         Ok(found)
     }
 
-    /// Forgets the kept claim webhooks `stale` names, after a write changed them.
-    fn forget_claim_webhooks(&self, mut stale: impl FnMut(&Webhook) -> bool) {
+    /// Forgets the kept webhooks `stale` names, after a write changed them.
+    fn forget_cached_webhooks(&self, mut stale: impl FnMut(&Webhook) -> bool) {
         self.webhooks_by_id
             .invalidate(|_, (webhook, _)| stale(webhook));
     }
@@ -367,7 +368,7 @@ impl SqliteStore {
             })
             .collect();
         if !disabled.is_empty() {
-            self.forget_claim_webhooks(|webhook| disabled.contains(webhook.id.as_str()));
+            self.forget_cached_webhooks(|webhook| disabled.contains(webhook.id.as_str()));
         }
         // The transaction is committed: the completions must not be reported failed (the
         // dispatcher would record them twice). A row that cannot be read only leaves leases to
@@ -1321,7 +1322,7 @@ impl Store for SqliteStore {
         // The old token must stop working at once, and no delivery be signed with it.
         self.apps_by_token.invalidate(|_, app| app.id == app_id);
         // Before the write connection is let go: no claim reads the old token after this.
-        self.forget_claim_webhooks(|webhook| webhook.app_id == app_id);
+        self.forget_cached_webhooks(|webhook| webhook.app_id == app_id);
         drop(held);
         Ok(())
     }
@@ -1643,7 +1644,7 @@ impl Store for SqliteStore {
         .execute(&mut *held)
         .await?;
         // Before the write connection is let go, as every invalidation of claim webhooks.
-        self.forget_claim_webhooks(|kept| kept.id == webhook.id);
+        self.forget_cached_webhooks(|kept| kept.id == webhook.id);
         drop(held);
         Ok(())
     }
@@ -1672,7 +1673,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         let held = tx.commit().await?;
-        self.forget_claim_webhooks(|kept| kept.id == id);
+        self.forget_cached_webhooks(|kept| kept.id == id);
         drop(held);
         Ok(true)
     }
@@ -1975,19 +1976,34 @@ impl Store for SqliteStore {
     async fn subscribed_webhooks_many(
         &self,
         vehicle_ids: &[&str],
-    ) -> StoreResult<HashMap<String, Vec<Webhook>>> {
+    ) -> StoreResult<HashMap<String, Vec<Arc<Webhook>>>> {
         if vehicle_ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let rows = sqlx::query(&format!(
-            "SELECT {WEBHOOK_COLS}, s.vehicle_id FROM subscriptions s JOIN webhooks w ON w.id = s.webhook_id \
-             WHERE s.vehicle_id IN (SELECT value FROM json_each(?)) \
-             ORDER BY s.vehicle_id, w.created_at, w.id"
-        ))
+        // Only the pairs are read here; the webhooks come from `webhooks_by_id`. Decoding
+        // every column of a webhook again for each ingest of a group was most of this read.
+        let pairs: Vec<(String, String)> = sqlx::query_as(
+            "SELECT vehicle_id, webhook_id FROM subscriptions \
+             WHERE vehicle_id IN (SELECT value FROM json_each(?))",
+        )
         .bind(to_json(vehicle_ids)?)
         .fetch_all(&self.readers)
         .await?;
-        group_by_vehicle(&rows, webhook_at, WEBHOOK_COL_COUNT)
+        let webhooks = self
+            .cached_webhooks(pairs.iter().map(|(_, webhook)| webhook.as_str()))
+            .await?;
+        let mut by_vehicle: HashMap<String, Vec<Arc<Webhook>>> = HashMap::new();
+        for (vehicle, webhook) in pairs {
+            // A webhook deleted since the pairs were read is left out, as its subscriptions
+            // went with it.
+            if let Some((webhook, _)) = webhooks.get(&webhook) {
+                by_vehicle.entry(vehicle).or_default().push(webhook.clone());
+            }
+        }
+        for list in by_vehicle.values_mut() {
+            list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        }
+        Ok(by_vehicle)
     }
 
     async fn schedule_set(&self, webhook_id: &str, boundary_at: Option<Millis>) -> StoreResult<()> {

@@ -15,6 +15,7 @@ pub mod vehicle_state;
 pub use engine::Triggers;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use fleethook_wire::signal::SignalValue;
 
@@ -88,20 +89,23 @@ pub async fn on_enabled(store: &dyn Store, webhook: &Webhook, now: Millis) -> St
 
 /// The webhooks whose payloads depend on a vehicle's changes: its enabled eventBased and
 /// vehicleState subscriptions. Read before an ingest so the ingest's transaction can render.
-pub async fn change_webhooks(store: &dyn Store, vehicle_id: &str) -> StoreResult<Vec<Webhook>> {
+pub async fn change_webhooks(
+    store: &dyn Store,
+    vehicle_id: &str,
+) -> StoreResult<Vec<Arc<Webhook>>> {
     let mut webhooks = store.subscribed_webhooks(vehicle_id).await?;
     webhooks.retain(wants_changes);
-    Ok(webhooks)
+    Ok(webhooks.into_iter().map(Arc::new).collect())
 }
 
 /// [`change_webhooks`] of several vehicles in one store read, by vehicle id.
 pub async fn change_webhooks_many(
     store: &dyn Store,
     vehicle_ids: &[&str],
-) -> StoreResult<HashMap<String, Vec<Webhook>>> {
+) -> StoreResult<HashMap<String, Vec<Arc<Webhook>>>> {
     let mut by_vehicle = store.subscribed_webhooks_many(vehicle_ids).await?;
     for webhooks in by_vehicle.values_mut() {
-        webhooks.retain(wants_changes);
+        webhooks.retain(|webhook| wants_changes(webhook));
     }
     Ok(by_vehicle)
 }
@@ -118,7 +122,7 @@ fn wants_changes(webhook: &Webhook) -> bool {
 /// The payloads one ingest's changes call for, from the vehicle's signals as the ingest left
 /// them: diagnostics events and vehicle-state deliveries of `webhooks`.
 pub fn render_changes(
-    webhooks: &[Webhook],
+    webhooks: &[Arc<Webhook>],
     vehicle: &Vehicle,
     applied: &IngestApplied,
     signals_after: &HashMap<String, SignalValue>,

@@ -22,6 +22,7 @@ mod triggers;
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -746,7 +747,7 @@ impl Store for PgStore {
     async fn subscribed_webhooks_many(
         &self,
         vehicle_ids: &[&str],
-    ) -> StoreResult<HashMap<String, Vec<Webhook>>> {
+    ) -> StoreResult<HashMap<String, Vec<Arc<Webhook>>>> {
         if vehicle_ids.is_empty() {
             return Ok(HashMap::new());
         }
