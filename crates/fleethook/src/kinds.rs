@@ -179,8 +179,11 @@ impl KindConfig {
 
     /// Reads a stored config back; the store only holds configs this module wrote.
     pub fn from_stored(kind: WebhookKind, stored: &Value) -> FieldResult<KindConfig> {
-        let fields = stored.as_object().cloned().unwrap_or_default();
-        KindConfig::parse(kind, &fields)
+        // Borrowed, not cloned: every render of a change reads its webhook's config.
+        match stored.as_object() {
+            Some(fields) => KindConfig::parse(kind, fields),
+            None => KindConfig::parse(kind, &Map::new()),
+        }
     }
 
     /// Every signal of a vehicleState webhook in payload order: triggers, then data, each once.
