@@ -3,7 +3,7 @@
 //! are stamped per attempt by [`super::stamp_attempt`].
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::catalog;
 use crate::error::{self, Resolution};
@@ -126,10 +126,10 @@ struct Challenge<'a> {
 }
 
 #[derive(Serialize)]
-struct StateData<'a> {
+struct StateData<'a, S: Serialize> {
     user: &'a V4User,
     vehicle: &'a V4Vehicle,
-    signals: Vec<Value>,
+    signals: Vec<S>,
 }
 
 #[derive(Serialize)]
@@ -170,36 +170,92 @@ pub fn verify(
 /// One item of `data.signals`. With a value and no error: `{"code","name","group","body",
 /// "meta":{"oemUpdatedAt"?,"retrievedAt"},"status":{"value":"SUCCESS"}}`. With an error, or
 /// with neither (the vehicle never supplied it: `COMPATIBILITY`/`VEHICLE_NOT_CAPABLE`):
-/// `{"code","name","group","status":{"value":"ERROR","error":{"type","code"}}}`.
-pub fn signal_item(code: &str, value: Option<&SignalValue>, error: Option<(&str, &str)>) -> Value {
-    let (name, group) = catalog::name_group(code);
-    match (value, error) {
-        (Some(value), None) => {
-            let mut meta = Map::new();
-            if let Some(t) = value.oem_updated_at {
-                meta.insert("oemUpdatedAt".into(), Value::from(t));
+/// `{"code","name","group","status":{"value":"ERROR","error":{"type","code"}}}`. Serialized
+/// as it stands (no `Value` is built on the way): every change a vehicleState webhook
+/// renders has one per signal of the webhook. Field order is the key order on the wire.
+#[derive(Debug, Serialize)]
+pub struct SignalItem<'a> {
+    code: &'a str,
+    name: &'a str,
+    group: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<ItemMeta>,
+    status: ItemStatus<'a>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ItemMeta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oem_updated_at: Option<i64>,
+    retrieved_at: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct ItemStatus<'a> {
+    value: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ItemError<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct ItemError<'a> {
+    #[serde(rename = "type")]
+    error_type: &'a str,
+    code: &'a str,
+}
+
+impl<'a> SignalItem<'a> {
+    /// The item of `code`: its value, unless there is an `error` (type, code) or no value.
+    pub fn new(
+        code: &'a str,
+        value: Option<&SignalValue>,
+        error: Option<(&'a str, &'a str)>,
+    ) -> SignalItem<'a> {
+        let (name, group) = catalog::name_group(code);
+        match (value, error) {
+            (Some(value), None) => SignalItem {
+                code,
+                name,
+                group,
+                body: Some(canonical(&value.body)),
+                meta: Some(ItemMeta {
+                    oem_updated_at: value.oem_updated_at,
+                    retrieved_at: value.retrieved_at,
+                }),
+                status: ItemStatus {
+                    value: "SUCCESS",
+                    error: None,
+                },
+            },
+            (_, error) => {
+                let (error_type, error_code) =
+                    error.unwrap_or(("COMPATIBILITY", "VEHICLE_NOT_CAPABLE"));
+                SignalItem {
+                    code,
+                    name,
+                    group,
+                    body: None,
+                    meta: None,
+                    status: ItemStatus {
+                        value: "ERROR",
+                        error: Some(ItemError {
+                            error_type,
+                            code: error_code,
+                        }),
+                    },
+                }
             }
-            meta.insert("retrievedAt".into(), Value::from(value.retrieved_at));
-            json!({
-                "code": code,
-                "name": name,
-                "group": group,
-                "body": canonical(&value.body),
-                "meta": meta,
-                "status": {"value": "SUCCESS"},
-            })
-        }
-        (_, error) => {
-            let (error_type, error_code) =
-                error.unwrap_or(("COMPATIBILITY", "VEHICLE_NOT_CAPABLE"));
-            json!({
-                "code": code,
-                "name": name,
-                "group": group,
-                "status": {"value": "ERROR", "error": {"type": error_type, "code": error_code}},
-            })
         }
     }
+}
+
+/// [`SignalItem`] as a `Value`.
+pub fn signal_item(code: &str, value: Option<&SignalValue>, error: Option<(&str, &str)>) -> Value {
+    // Infallible: strings, integers and JSON values only.
+    serde_json::to_value(SignalItem::new(code, value, error)).unwrap_or(Value::Null)
 }
 
 /// `{"type":"FIRST_DELIVERY"}`.
@@ -213,14 +269,15 @@ pub fn signal_updated_trigger(code: &str) -> Value {
 }
 
 /// A `VEHICLE_STATE` body: `{"eventId","eventType","vehicleId","data":{"user","vehicle",
-/// "signals"},"triggers","meta":{…,"mode","signalCount"}}`; `mode` is `LIVE` or `TEST`.
+/// "signals"},"triggers","meta":{…,"mode","signalCount"}}`; `mode` is `LIVE` or `TEST`. The
+/// signals are [`SignalItem`]s, or their `Value`s.
 #[allow(clippy::too_many_arguments)] // Mirrors the payload's fields one to one.
-pub fn vehicle_state(
+pub fn vehicle_state<S: Serialize>(
     event_id: &str,
     vehicle_id: &str,
     user: &V4User,
     vehicle: &V4Vehicle,
-    signals: Vec<Value>,
+    signals: Vec<S>,
     triggers: Vec<Value>,
     webhook_id: &str,
     webhook_name: &str,
@@ -328,27 +385,37 @@ mod tests {
             oem_updated_at: Some(1_731_940_328_000),
             retrieved_at: 1_731_940_330_000,
         };
-        let signals = vec![
-            signal_item("tractionbattery-stateofcharge", Some(&soc), None),
-            signal_item(
-                "location-isathome",
-                None,
-                Some(("COMPATIBILITY", "VEHICLE_NOT_CAPABLE")),
-            ),
+        let not_capable = Some(("COMPATIBILITY", "VEHICLE_NOT_CAPABLE"));
+        let typed = vec![
+            SignalItem::new("tractionbattery-stateofcharge", Some(&soc), None),
+            SignalItem::new("location-isathome", None, not_capable),
         ];
-        let body = vehicle_state(
-            "evt_1",
-            "veh_1",
-            &user(),
-            &vehicle(),
-            signals,
-            vec![signal_updated_trigger("tractionbattery-stateofcharge")],
-            "wh_1",
-            "Battery",
-            "dlv_1",
-            1_731_940_331_000,
-            "LIVE",
+        let values = vec![
+            signal_item("tractionbattery-stateofcharge", Some(&soc), None),
+            signal_item("location-isathome", None, not_capable),
+        ];
+        fn body<S: Serialize>(signals: Vec<S>) -> String {
+            vehicle_state(
+                "evt_1",
+                "veh_1",
+                &user(),
+                &vehicle(),
+                signals,
+                vec![signal_updated_trigger("tractionbattery-stateofcharge")],
+                "wh_1",
+                "Battery",
+                "dlv_1",
+                1_731_940_331_000,
+                "LIVE",
+            )
+        }
+        let from_values = body(values);
+        assert_eq!(
+            body(typed),
+            from_values,
+            "typed items and their values serialize alike"
         );
+        let body = from_values;
         assert_eq!(
             body,
             concat!(

@@ -1591,8 +1591,19 @@ pub async fn schedule_page_reads_subscribers_by_id_with_their_signals(store: Sha
 /// the list is paged, oldest first, with the total.
 pub async fn subscribed_webhooks_many_matches_one_vehicle_at_a_time(store: SharedStore) {
     let app = new_app(&store, "many").await;
-    let first = new_webhook(&store, &app).await;
-    let second = new_webhook(&store, &app).await;
+    // Oldest first, whatever the ids: the older webhook gets the larger id, so an order by id
+    // (the subscriptions' own) would put them the other way round.
+    let (mut first, mut second) = (
+        webhook_of(&app, WebhookStatus::Enabled),
+        webhook_of(&app, WebhookStatus::Enabled),
+    );
+    if first.id < second.id {
+        std::mem::swap(&mut first.id, &mut second.id);
+    }
+    second.created_at = first.created_at + 1;
+    for webhook in [&first, &second] {
+        store.create_webhook(webhook).await.expect("create_webhook");
+    }
     let both = new_vehicle(&store, &app, "user", 1).await;
     let one = new_vehicle(&store, &app, "user", 2).await;
     let none = new_vehicle(&store, &app, "user", 3).await;

@@ -1643,7 +1643,7 @@ impl Store for SqliteStore {
         .bind(&webhook.app_id)
         .execute(&mut *held)
         .await?;
-        // Before the write connection is let go, as every invalidation of claim webhooks.
+        // Before the write connection is let go, as every invalidation of kept webhooks.
         self.forget_cached_webhooks(|kept| kept.id == webhook.id);
         drop(held);
         Ok(())

@@ -181,11 +181,11 @@ fn state_delivery(
     triggers: Vec<Value>,
     now: Millis,
 ) -> NewDelivery {
-    let items = codes
+    let items: Vec<v4::SignalItem<'_>> = codes
         .iter()
         .map(|code| match signals.get(code.as_str()) {
-            Some(value) => v4::signal_item(code, Some(value), None),
-            None => v4::signal_item(code, None, Some(NOT_CAPABLE)),
+            Some(value) => v4::SignalItem::new(code, Some(value), None),
+            None => v4::SignalItem::new(code, None, Some(NOT_CAPABLE)),
         })
         .collect();
     let event_id = new_id();
