@@ -199,7 +199,7 @@ pub(crate) fn delivery_for(
     }
 }
 
-async fn enqueue(store: &SharedStore, deliveries: &[NewDelivery]) {
+pub(crate) async fn enqueue(store: &SharedStore, deliveries: &[NewDelivery]) {
     store
         .enqueue_many(deliveries)
         .await

@@ -2473,10 +2473,7 @@ mod tests {
         let app = conformance::new_app(&store, "fresh").await;
         let webhook = conformance::new_webhook(&store, &app).await;
         let kept = conformance::delivery_for(&webhook, Some(1_000), 1, &[]);
-        store
-            .enqueue_many(std::slice::from_ref(&kept))
-            .await
-            .expect("enqueue");
+        conformance::enqueue(&store, std::slice::from_ref(&kept)).await;
         change_body_behind_its_back(&sqlite, &kept.id).await;
         assert_eq!(
             claimed_bodies(&store).await,
@@ -2541,10 +2538,7 @@ mod tests {
         let app = conformance::new_app(&store, "retry now").await;
         let webhook = conformance::new_webhook(&store, &app).await;
         let d = conformance::delivery_for(&webhook, Some(1_000), 1, &[]);
-        store
-            .enqueue_many(std::slice::from_ref(&d))
-            .await
-            .expect("enqueue");
+        conformance::enqueue(&store, std::slice::from_ref(&d)).await;
         let claim = ClaimRequest {
             now: 5_000,
             lease_now: 0,
