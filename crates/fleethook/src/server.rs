@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
 use crate::delivery::dispatcher::{Dispatcher, DispatcherSettings};
-use crate::delivery::http::build_client;
+use crate::delivery::http::DeliveryClient;
 use crate::ingest::IngestQueue;
 use crate::metrics::Metrics;
 use crate::model::App;
@@ -171,7 +171,7 @@ impl RunningServer {
             allow_private: options.allow_private,
             ..options.dispatcher
         };
-        let client = build_client(options.allow_private);
+        let client = DeliveryClient::new(options.allow_private);
         let dispatcher = Dispatcher::new(
             store.clone(),
             clock.clone(),

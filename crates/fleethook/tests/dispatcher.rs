@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 use fleethook::clock::{real_now_ms, Clock, ManualClock, Millis, SharedClock};
 use fleethook::delivery::dispatcher::{DispatchError, Dispatcher, DispatcherSettings};
-use fleethook::delivery::http::build_client;
+use fleethook::delivery::http::DeliveryClient;
 use fleethook::metrics::Metrics;
 use fleethook::model::*;
 use fleethook::store::sqlite::SqliteStore;
@@ -169,7 +169,7 @@ async fn platform_with(settings: DispatcherSettings) -> Platform {
     store.create_app(&app).await.unwrap();
     let metrics = Arc::new(Metrics::new());
     let shared_clock: SharedClock = clock.clone();
-    let client = build_client(settings.allow_private);
+    let client = DeliveryClient::new(settings.allow_private);
     let dispatcher = Dispatcher::new(
         store.clone(),
         shared_clock,

@@ -3,7 +3,7 @@
 //!
 //! **Three measurements in one run**, all against the same receiver (an axum server on
 //! 127.0.0.1 that answers `200` at once and counts every payload by its `webhook-id`):
-//! 1. **raw loopback**: the delivery client ([`build_client`], the one fleethook sends with)
+//! 1. **raw loopback**: the delivery client ([`DeliveryClient`], the one fleethook sends with)
 //!    posts N copies of a real vehicleState body with the same headers, from as many
 //!    concurrent workers as the dispatcher has slots. No store, no signing: the ceiling of
 //!    this client and receiver on this machine (`raw_per_s`).
@@ -54,7 +54,8 @@ use super::changes::{seeded_fleet, soc, SEED, SIGNAL};
 use super::common::{api_call, write_scenario_report};
 use super::{process_cpu_seconds, BenchArgs, BenchDatabase, MachineFacts};
 use crate::clock::{ScaledClock, SharedClock};
-use crate::delivery::{build_client, DispatcherSettings};
+use crate::delivery::dispatcher::MAX_RESPONSE_READ;
+use crate::delivery::{DeliveryClient, DispatcherSettings};
 use crate::model::{App, Page, Vehicle};
 use crate::server::{ensure_default_app, open_store, RunningServer, ServerOptions};
 use crate::store::{DeliveryFilter, SharedStore};
@@ -673,27 +674,32 @@ async fn drive_raw(
     body: &str,
     config: &ThroughputConfig,
 ) -> anyhow::Result<usize> {
-    let client = build_client(true);
-    let url: Arc<str> = format!("{receiver_base}?endpoint=raw").into();
+    let client = DeliveryClient::new(true);
+    let uri: hyper::Uri = format!("{receiver_base}?endpoint=raw")
+        .parse()
+        .context("the receiver's URI")?;
     let body = Bytes::from(body.to_string());
     let failures = Arc::new(AtomicUsize::new(0));
     let counted = failures.clone();
     for_each_index(config.concurrency, config.deliveries, move |index| {
-        let sent = client
-            .post(&*url)
-            .header("content-type", "application/json")
-            .header("SC-Signature", "0".repeat(64))
-            .header("webhook-id", format!("raw-{index}"))
-            .header("webhook-timestamp", "0")
-            .header("webhook-signature", "v1,AAAA")
-            .body(body.clone())
-            .send();
+        let mut headers = HeaderMap::with_capacity(6);
+        for (name, value) in [
+            ("content-type", "application/json".to_string()),
+            ("sc-signature", "0".repeat(64)),
+            ("webhook-id", format!("raw-{index}")),
+            ("webhook-timestamp", "0".to_string()),
+            ("webhook-signature", "v1,AAAA".to_string()),
+        ] {
+            headers.insert(
+                name,
+                HeaderValue::try_from(value).expect("ASCII header values"),
+            );
+        }
+        let (client, uri, body) = (client.clone(), uri.clone(), body.clone());
         let failures = counted.clone();
         async move {
-            match sent.await {
-                Ok(response) if response.status() == StatusCode::OK => {
-                    let _ = response.bytes().await;
-                }
+            match client.post(uri, headers, body, MAX_RESPONSE_READ).await {
+                Ok(answer) if answer.status == StatusCode::OK => {}
                 _ => {
                     failures.fetch_add(1, Ordering::Relaxed);
                 }

@@ -15,14 +15,15 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::header::{HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
-use reqwest::StatusCode;
+use hyper::body::Bytes;
+use hyper::header::{HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use hyper::{HeaderMap, StatusCode};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::clock::{self, real_now_ms, Millis, SharedClock};
-use crate::delivery::http::{check_target, ForbiddenAddress, ATTEMPT_TIMEOUT};
+use crate::delivery::http::{check_target, DeliveryClient, ATTEMPT_TIMEOUT};
 use crate::delivery::parsed_urls::ParsedUrls;
 use crate::delivery::retry::{self, AttemptResult, Next};
 use crate::delivery::slow_lane::SlowLane;
@@ -142,7 +143,7 @@ pub struct Dispatcher {
     me: Weak<Dispatcher>,
     store: SharedStore,
     clock: SharedClock,
-    client: reqwest::Client,
+    client: DeliveryClient,
     /// Callback URLs, each parsed once.
     parsed_urls: ParsedUrls,
     metrics: Arc<Metrics>,
@@ -157,11 +158,11 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// A dispatcher over `store`, sending with `client` (see `http::build_client`).
+    /// A dispatcher over `store`, sending with `client` (see `http::DeliveryClient`).
     pub fn new(
         store: SharedStore,
         clock: SharedClock,
-        client: reqwest::Client,
+        client: DeliveryClient,
         metrics: Arc<Metrics>,
         settings: DispatcherSettings,
     ) -> Arc<Dispatcher> {
@@ -604,12 +605,12 @@ impl Dispatcher {
             }
         };
 
-        let url = match self.parsed_urls.parse(&delivery.target_uri) {
-            Ok(url) => url,
+        let target = match self.parsed_urls.parse(&delivery.target_uri) {
+            Ok(target) => target,
             Err(err) => return refuse(attempt, format!("callback URI is not a valid URL: {err}")),
         };
         // Before every attempt: the resolver only guards names, not IP literals.
-        if let Err(reason) = check_target(&url, self.settings.allow_private) {
+        if let Err(reason) = check_target(&target.url, self.settings.allow_private) {
             return refuse(attempt, reason);
         }
 
@@ -646,48 +647,50 @@ impl Dispatcher {
                 )
             }
         };
-
-        let request = self
-            .client
-            .post(url)
-            .header(CONTENT_TYPE, "application/json")
-            .header("SC-Signature", sc_signature)
-            .header("webhook-id", event_id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", standard_signature)
-            .body(body);
+        let mut headers = HeaderMap::with_capacity(6);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert("webhook-id", event_id);
+        // Hex, digits and base64: valid header values, checked all the same.
+        for (name, value) in [
+            ("sc-signature", sc_signature),
+            ("webhook-timestamp", timestamp.to_string()),
+            ("webhook-signature", standard_signature),
+        ] {
+            match HeaderValue::try_from(value) {
+                Ok(value) => headers.insert(name, value),
+                Err(_) => return refuse(attempt, format!("the {name} header is not valid")),
+            };
+        }
 
         let started = Instant::now();
-        let response = request.send().await;
-        let (result, retry_after) = match response {
-            Err(err) => {
-                let error = describe_error(&err);
-                (
-                    AttemptResult::Failed {
-                        status: None,
-                        error,
-                    },
-                    None,
-                )
-            }
-            Ok(mut response) => {
-                let status = response.status();
-                attempt.status_code = Some(i64::from(status.as_u16()));
-                let retry_after = response
-                    .headers()
+        let answer = self
+            .client
+            .post(
+                target.uri.clone(),
+                headers,
+                Bytes::from(body),
+                MAX_RESPONSE_READ,
+            )
+            .await;
+        let (result, retry_after) = match answer {
+            Err(err) => (
+                AttemptResult::Failed {
+                    status: None,
+                    error: err.describe(),
+                },
+                None,
+            ),
+            Ok(answer) => {
+                attempt.status_code = Some(i64::from(answer.status.as_u16()));
+                let retry_after = answer
+                    .headers
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
-                let location = response
-                    .headers()
-                    .get(LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                // A body that breaks off keeps what arrived: the status already decided.
-                let body = read_limited(&mut response, MAX_RESPONSE_READ).await;
+                let location = answer.headers.get(LOCATION).and_then(|v| v.to_str().ok());
                 attempt.response_body =
-                    (!body.is_empty()).then(|| keep_prefix(&body, MAX_RESPONSE_KEPT));
-                let result = judge(status, location.as_deref(), &body, expect_challenge);
+                    (!answer.body.is_empty()).then(|| keep_prefix(&answer.body, MAX_RESPONSE_KEPT));
+                let result = judge(answer.status, location, &answer.body, expect_challenge);
                 (result, retry_after)
             }
         };
@@ -844,21 +847,6 @@ fn judge(
     }
 }
 
-/// Reads at most `limit` bytes of the body; an error ends the read with what arrived.
-async fn read_limited(response: &mut reqwest::Response, limit: usize) -> Vec<u8> {
-    let mut body = Vec::new();
-    while body.len() < limit {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                let take = chunk.len().min(limit - body.len());
-                body.extend_from_slice(&chunk[..take]);
-            }
-            Ok(None) | Err(_) => break,
-        }
-    }
-    body
-}
-
 /// The first `limit` bytes of `body` as text, cut at a character boundary.
 fn keep_prefix(body: &[u8], limit: usize) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(limit)]);
@@ -868,46 +856,6 @@ fn keep_prefix(body: &[u8], limit: usize) -> String {
         text.pop();
     }
     text
-}
-
-/// A log-friendly reason for a request that got no answer.
-fn describe_error(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        return format!("timed out after {} s", ATTEMPT_TIMEOUT.as_secs());
-    }
-    let mut deepest = None;
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
-    while let Some(e) = source {
-        if let Some(forbidden) = e.downcast_ref::<ForbiddenAddress>() {
-            return forbidden.to_string();
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(forbidden) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<ForbiddenAddress>())
-            {
-                return forbidden.to_string();
-            }
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => return "connection refused".to_string(),
-                std::io::ErrorKind::ConnectionReset => {
-                    return "connection reset by the receiver".to_string()
-                }
-                std::io::ErrorKind::TimedOut => {
-                    return format!("timed out after {} s", ATTEMPT_TIMEOUT.as_secs())
-                }
-                _ => {}
-            }
-        }
-        deepest = Some(e.to_string());
-        source = e.source();
-    }
-    let detail = deepest.unwrap_or_else(|| err.to_string());
-    if err.is_connect() {
-        format!("connection failed: {detail}")
-    } else {
-        format!("request failed: {detail}")
-    }
 }
 
 #[cfg(test)]

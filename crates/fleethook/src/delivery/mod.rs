@@ -8,4 +8,4 @@ pub mod retry;
 pub mod slow_lane;
 
 pub use dispatcher::{AttemptReport, DispatchError, Dispatcher, DispatcherSettings};
-pub use http::{build_client, check_target, is_forbidden_ip, validate_callback_uri};
+pub use http::{check_target, is_forbidden_ip, validate_callback_uri, DeliveryClient};
