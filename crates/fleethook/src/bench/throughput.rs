@@ -474,7 +474,7 @@ async fn measure(
     let e2e_cpu = process_cpu_seconds();
     let e2e_busy = store.write_busy();
     let e2e_started = Instant::now();
-    let ingests = drive_ingests(&api, nodes, app, &vehicles, config);
+    let ingests = drive_ingests(nodes, app, &vehicles, config);
     let waited = receiver.wait_for(before + config.deliveries, timeout);
     let (ingested, delivered) = tokio::join!(ingests, waited);
     ingested?;
@@ -715,7 +715,6 @@ async fn drive_raw(
 /// The end-to-end client: posts the second phase's changes to the ingest API, spread over the
 /// nodes, `ingest_in_flight` at a time; each must answer `202` naming the signal as changed.
 async fn drive_ingests(
-    api: &reqwest::Client,
     nodes: &[RunningServer],
     app: &App,
     vehicles: &Arc<Vec<Vehicle>>,
@@ -724,48 +723,50 @@ async fn drive_ingests(
     // What every request repeats is prepared once, as a client on another machine would:
     // the driver shares the CPUs with the server, and its own parsing and formatting (about
     // a tenth of the phase's CPU when each request built its URL and JSON afresh) is not
-    // fleethook's work.
-    let urls: Arc<Vec<Vec<reqwest::Url>>> = Arc::new(
+    // fleethook's work. For the same reason it posts with the delivery client, hyper's
+    // client with nothing around it, rather than reqwest (about 20 µs more per request).
+    let uris: Arc<Vec<Vec<hyper::Uri>>> = Arc::new(
         nodes
             .iter()
             .map(|node| {
                 let base = node.url();
                 vehicles
                     .iter()
-                    .map(|vehicle| {
-                        reqwest::Url::parse(&format!(
-                            "{base}/api/v1/vehicles/{}/signals",
-                            vehicle.id
-                        ))
-                    })
+                    .map(|vehicle| format!("{base}/api/v1/vehicles/{}/signals", vehicle.id).parse())
                     .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<_, _>>()?,
     );
-    let bearer = HeaderValue::from_str(&format!("Bearer {}", app.management_token))?;
-    let (api, change) = (api.clone(), config.clone());
+    let mut headers = HeaderMap::with_capacity(2);
+    headers.insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {}", app.management_token))?,
+    );
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let client = DeliveryClient::new(true);
+    let change = config.clone();
     for_each_index(config.ingest_in_flight, config.deliveries, move |index| {
-        let (api, urls, bearer) = (api.clone(), urls.clone(), bearer.clone());
+        let (client, uris, headers) = (client.clone(), uris.clone(), headers.clone());
         let (vehicle, value) = change_of(&change, 1, index);
         async move {
-            let url = urls[index % urls.len()][vehicle].clone();
-            let response = api
-                .post(url)
-                .header(AUTHORIZATION, bearer)
-                .header(CONTENT_TYPE, "application/json")
-                .body(format!(
-                    r#"{{"signals":[{{"code":"{SIGNAL}","body":{{"unit":"percent","value":{value}}}}}]}}"#
-                ))
-                .send()
+            let uri = uris[index % uris.len()][vehicle].clone();
+            let body = format!(
+                r#"{{"signals":[{{"code":"{SIGNAL}","body":{{"unit":"percent","value":{value}}}}}]}}"#
+            );
+            let answer = client
+                .post(uri, headers, Bytes::from(body), MAX_RESPONSE_READ)
                 .await
-                .context("ingest request failed")?;
-            let status = response.status();
-            let body = response.bytes().await.unwrap_or_default();
-            if status != StatusCode::ACCEPTED {
-                bail!("ingest answered {status}: {}", String::from_utf8_lossy(&body));
+                .map_err(|err| anyhow::anyhow!("ingest request failed: {}", err.describe()))?;
+            let body = &answer.body;
+            if answer.status != StatusCode::ACCEPTED {
+                bail!(
+                    "ingest answered {}: {}",
+                    answer.status,
+                    String::from_utf8_lossy(body)
+                );
             }
-            let answer: IngestAnswer = serde_json::from_slice(&body)
-                .with_context(|| format!("ingest answer: {}", String::from_utf8_lossy(&body)))?;
+            let answer: IngestAnswer = serde_json::from_slice(body)
+                .with_context(|| format!("ingest answer: {}", String::from_utf8_lossy(body)))?;
             if !answer.changed.iter().any(|c| c == SIGNAL) {
                 bail!("ingest did not count {SIGNAL} as changed: {answer:?}");
             }
