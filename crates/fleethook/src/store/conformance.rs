@@ -43,6 +43,7 @@ macro_rules! conformance_cases {
             concurrent_ingests_report_each_change_exactly_once,
             rendered_ingest_enqueues_its_payloads_with_the_change,
             ingest_batch_applies_in_order_and_a_bad_item_fails_alone,
+            ingest_batch_keeps_each_vehicles_order_among_others,
             webhooks_round_trip_update_and_stay_in_their_app,
             delete_webhook_fails_its_pending_deliveries_and_drops_subscriptions,
             subscriptions_subscribe_once_unsubscribe_once_and_page,
@@ -814,6 +815,59 @@ pub async fn ingest_batch_applies_in_order_and_a_bad_item_fails_alone(store: Sha
             Some(json!({"unit": "percent", "value": 70}))
         ]
     );
+}
+
+/// A batch that interleaves vehicles (a store may run different vehicles side by side): each
+/// vehicle's items still apply in their order, and each result is its own item's.
+pub async fn ingest_batch_keeps_each_vehicles_order_among_others(store: SharedStore) {
+    let app = new_app(&store, "fleet").await;
+    let mut vehicles = Vec::new();
+    for user in ["a", "b", "c"] {
+        vehicles.push(new_vehicle(&store, &app, user, 1_000).await);
+    }
+    let values: Vec<[SignalValue; 1]> = (0..12)
+        .map(|i| {
+            [signal(
+                SOC,
+                json!({"unit": "percent", "value": 10 + i}),
+                100 + i,
+            )]
+        })
+        .collect();
+    // Vehicle i % 3 takes value 10 + i: each vehicle gets four rising values.
+    let items: Vec<IngestItem<'_>> = values
+        .iter()
+        .enumerate()
+        .map(|(i, signals)| IngestItem {
+            vehicle_id: vehicles[i % 3].id.as_str(),
+            signals,
+            errors: None,
+            now: 100 + i as i64,
+            render: None,
+        })
+        .collect();
+    let results = store.apply_ingest_batch(&items).await;
+    assert_eq!(results.len(), items.len(), "one result per item");
+    for (i, result) in results.iter().enumerate() {
+        let (applied, _) = result.as_ref().expect("every item applies");
+        let previous = (i >= 3).then(|| json!({"unit": "percent", "value": 10 + i - 3}));
+        assert_eq!(
+            applied.changes[0].previous, previous,
+            "item {i} sees the item before it of the same vehicle"
+        );
+        assert_eq!(
+            applied.changes[0].current,
+            json!({"unit": "percent", "value": 10 + i})
+        );
+    }
+    for (v, vehicle) in vehicles.iter().enumerate() {
+        let after = store.signals(&vehicle.id).await.expect("signals");
+        assert_eq!(
+            after[SOC].body,
+            json!({"unit": "percent", "value": 10 + 9 + v}),
+            "the last item of each vehicle wins"
+        );
+    }
 }
 
 pub async fn ingest_stores_signals_and_reports_only_value_changes(store: SharedStore) {
