@@ -25,15 +25,15 @@ use crate::store::codec::{from_json, to_json};
 use crate::store::diff::{changed, error_changes, latest_per_code, signal_changes, ErrorsDiff};
 use crate::store::{IngestApplied, IngestItem, RenderChanges, StoreResult};
 
+/// What one ingest of a batch came to: what changed and how many payloads it enqueued.
+type IngestResult = StoreResult<(IngestApplied, usize)>;
+
 impl PgStore {
     /// A batch of ingests: the items of one vehicle one after another in their order (each
     /// sees what the one before it wrote), different vehicles at the same time, at most half
     /// the pool's connections at once so that the dispatcher and the API still find one. One
     /// result per item, in order; a failing item fails alone.
-    pub(super) async fn ingest_batch(
-        &self,
-        items: &[IngestItem<'_>],
-    ) -> Vec<StoreResult<(IngestApplied, usize)>> {
+    pub(super) async fn ingest_batch(&self, items: &[IngestItem<'_>]) -> Vec<IngestResult> {
         let mut chains: Vec<Vec<usize>> = Vec::new();
         let mut chain_of: HashMap<&str, usize> = HashMap::new();
         for (index, item) in items.iter().enumerate() {
@@ -44,7 +44,7 @@ impl PgStore {
             chains[chain].push(index);
         }
         let at_once = (self.settings.pool_size as usize / 2).max(1);
-        let done: Vec<Vec<(usize, StoreResult<(IngestApplied, usize)>)>> =
+        let done: Vec<Vec<(usize, IngestResult)>> =
             stream::iter(chains.into_iter().map(|chain| async move {
                 let mut results = Vec::with_capacity(chain.len());
                 for index in chain {
@@ -65,8 +65,7 @@ impl PgStore {
             .buffer_unordered(at_once)
             .collect()
             .await;
-        let mut results: Vec<Option<StoreResult<(IngestApplied, usize)>>> =
-            items.iter().map(|_| None).collect();
+        let mut results: Vec<Option<IngestResult>> = items.iter().map(|_| None).collect();
         for (index, result) in done.into_iter().flatten() {
             results[index] = Some(result);
         }
