@@ -1,18 +1,10 @@
 //! Vehicle data on Postgres: one ingest is one transaction that first locks the vehicle's row,
 //! so two nodes ingesting for one vehicle at once are serialised and each change is reported
 //! (and its payloads rendered) exactly once, from the state the other left.
-//!
-//! A batch from the ingest queue runs its vehicles side by side, each ingest in its own
-//! transaction on its own connection. An ingest is about seven round trips and a commit that
-//! waits for the WAL to reach the disk; one after another, a node's ingests add up those
-//! waits, which with the database on another host are network latency. (On the development
-//! machine, PostgreSQL shares the two CPUs and they are the limit either way: `bench
-//! throughput --quick` went on at 800–870 ingests a second end to end.)
 
 use std::collections::HashMap;
 
 use fleethook_wire::signal::SignalValue;
-use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
 use sqlx::Row;
 
@@ -23,58 +15,9 @@ use crate::clock::Millis;
 use crate::model::VehicleErrorState;
 use crate::store::codec::{from_json, to_json};
 use crate::store::diff::{changed, error_changes, latest_per_code, signal_changes, ErrorsDiff};
-use crate::store::{IngestApplied, IngestItem, RenderChanges, StoreResult};
-
-/// What one ingest of a batch came to: what changed and how many payloads it enqueued.
-type IngestResult = StoreResult<(IngestApplied, usize)>;
+use crate::store::{IngestApplied, RenderChanges, StoreResult};
 
 impl PgStore {
-    /// A batch of ingests: the items of one vehicle one after another in their order (each
-    /// sees what the one before it wrote), different vehicles at the same time, at most half
-    /// the pool's connections at once so that the dispatcher and the API still find one. One
-    /// result per item, in order; a failing item fails alone.
-    pub(super) async fn ingest_batch(&self, items: &[IngestItem<'_>]) -> Vec<IngestResult> {
-        let mut chains: Vec<Vec<usize>> = Vec::new();
-        let mut chain_of: HashMap<&str, usize> = HashMap::new();
-        for (index, item) in items.iter().enumerate() {
-            let chain = *chain_of.entry(item.vehicle_id).or_insert_with(|| {
-                chains.push(Vec::new());
-                chains.len() - 1
-            });
-            chains[chain].push(index);
-        }
-        let at_once = (self.settings.pool_size as usize / 2).max(1);
-        let done: Vec<Vec<(usize, IngestResult)>> =
-            stream::iter(chains.into_iter().map(|chain| async move {
-                let mut results = Vec::with_capacity(chain.len());
-                for index in chain {
-                    let item = &items[index];
-                    let result = self
-                        .ingest(
-                            item.vehicle_id,
-                            item.signals,
-                            item.errors,
-                            item.now,
-                            item.render,
-                        )
-                        .await;
-                    results.push((index, result));
-                }
-                results
-            }))
-            .buffer_unordered(at_once)
-            .collect()
-            .await;
-        let mut results: Vec<Option<IngestResult>> = items.iter().map(|_| None).collect();
-        for (index, result) in done.into_iter().flatten() {
-            results[index] = Some(result);
-        }
-        results
-            .into_iter()
-            .map(|result| result.expect("every item of the batch ran in one of the chains"))
-            .collect()
-    }
-
     /// One ingest in one transaction: signals, errors, and (with `render`) the payloads of
     /// the changes, rendered from the vehicle's signals as this transaction leaves them.
     pub(super) async fn ingest(

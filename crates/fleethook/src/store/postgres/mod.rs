@@ -33,8 +33,8 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use self::rows::*;
 use super::codec::{conflict, group_by_vehicle, to_json};
 use super::{
-    DeliveryFilter, DynamicAdvance, DynamicDue, IngestApplied, IngestItem, RenderChanges,
-    ScheduleDue, ScheduleProgress, Store, StoreError, StoreResult, VehicleSignals,
+    DeliveryFilter, DynamicAdvance, DynamicDue, IngestApplied, RenderChanges, ScheduleDue,
+    ScheduleProgress, Store, StoreError, StoreResult, VehicleSignals,
 };
 use crate::clock::Millis;
 use crate::model::*;
@@ -330,13 +330,6 @@ impl Store for PgStore {
     ) -> StoreResult<(IngestApplied, usize)> {
         self.ingest(vehicle_id, signals, errors, now, Some(render))
             .await
-    }
-
-    async fn apply_ingest_batch(
-        &self,
-        items: &[IngestItem<'_>],
-    ) -> Vec<StoreResult<(IngestApplied, usize)>> {
-        self.ingest_batch(items).await
     }
 
     async fn signals(&self, vehicle_id: &str) -> StoreResult<HashMap<String, SignalValue>> {
