@@ -694,6 +694,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn https_urls_are_spoken_to_in_tls() {
+        use std::io::Read;
+        // A plain TCP listener: it records the first byte the client sends, then hangs up.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let first_byte = tokio::task::spawn_blocking(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut byte = [0u8; 1];
+            conn.read_exact(&mut byte).unwrap();
+            byte[0]
+        });
+        let uri: Uri = format!("https://127.0.0.1:{port}/").parse().unwrap();
+        let err = DeliveryClient::new(true)
+            .post(uri, HeaderMap::new(), Bytes::new(), 1024)
+            .await
+            .unwrap_err();
+        // 0x16: a TLS handshake record, the ClientHello.
+        assert_eq!(first_byte.await.unwrap(), 0x16);
+        assert!(err.describe().starts_with("connection failed: "), "{err:?}");
+    }
+
+    #[tokio::test]
     async fn unreachable_receivers_are_described() {
         // A port nothing listens on: bound, then closed.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
