@@ -30,7 +30,7 @@ use reqwest::Url;
 /// within 15 s).
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Time allowed to open the TCP (and TLS) connection.
+/// Time allowed to open a connection: resolving the name, TCP and the TLS handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The `User-Agent` of every delivery.
@@ -47,7 +47,7 @@ pub const USER_AGENT: &str = concat!("fleethook/", env!("CARGO_PKG_VERSION"));
 /// nothing a delivery uses. Cloning it is cheap and shares the pool.
 #[derive(Clone)]
 pub struct DeliveryClient {
-    client: Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>,
+    client: Client<ConnectWithin<HttpsConnector<HttpConnector<GuardedResolver>>>, Full<Bytes>>,
 }
 
 /// What a receiver answered: the status, the headers and at most the first bytes of the body
@@ -75,8 +75,14 @@ impl DeliveryClient {
         let mut http = HttpConnector::new_with_resolver(GuardedResolver { allow_private });
         // https URLs pass through this connector to the TLS layer around it.
         http.enforce_http(false);
+        // Per address tried; `ConnectWithin` bounds the whole connection, TLS included.
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        // A pooled connection to a receiver that vanished is given up within two minutes
+        // (probes after 60 s idle, three of them 15 s apart), not Linux's default of twelve.
         http.set_keepalive(Some(Duration::from_secs(60)));
+        http.set_keepalive_interval(Some(Duration::from_secs(15)));
+        http.set_keepalive_retries(Some(3));
+        http.set_tcp_user_timeout(Some(Duration::from_secs(30)));
         http.set_nodelay(true);
         // The provider is named rather than taken from the process default, which panics when
         // more than one crypto backend is compiled in.
@@ -103,7 +109,10 @@ impl DeliveryClient {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_timer(TokioTimer::new())
-            .build(https);
+            .build(ConnectWithin {
+                inner: https,
+                limit: CONNECT_TIMEOUT,
+            });
         DeliveryClient { client }
     }
 
@@ -150,6 +159,57 @@ impl DeliveryClient {
     }
 }
 
+/// A connector that gives up on a connection not open within `limit`: name, TCP and TLS
+/// together. The client may also go on opening a connection in the background after the
+/// request that asked for it was served by another (to pool it); this bounds that too.
+#[derive(Clone)]
+struct ConnectWithin<C> {
+    inner: C,
+    limit: Duration,
+}
+
+/// A connection was not open within [`CONNECT_TIMEOUT`].
+#[derive(Debug)]
+struct ConnectTimedOut;
+
+impl fmt::Display for ConnectTimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "connection timed out after {} s",
+            CONNECT_TIMEOUT.as_secs()
+        )
+    }
+}
+
+impl std::error::Error for ConnectTimedOut {}
+
+impl<C> tower::Service<Uri> for ConnectWithin<C>
+where
+    C: tower::Service<Uri>,
+    C::Error: Into<BoxError>,
+    C::Future: Send + 'static,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            match tokio::time::timeout(limit, connecting).await {
+                Ok(connected) => connected.map_err(Into::into),
+                Err(_) => Err(Box::new(ConnectTimedOut) as BoxError),
+            }
+        })
+    }
+}
+
 impl SendError {
     /// A log-friendly reason, naming the forbidden address when the guard refused.
     pub fn describe(&self) -> String {
@@ -165,7 +225,15 @@ impl SendError {
             if let Some(forbidden) = e.downcast_ref::<ForbiddenAddress>() {
                 return forbidden.to_string();
             }
+            if let Some(timed_out) = e.downcast_ref::<ConnectTimedOut>() {
+                return timed_out.to_string();
+            }
             if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                // The TLS layer wraps the socket's own error in another, which `source` skips.
+                let io = io
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+                    .unwrap_or(io);
                 match io.kind() {
                     std::io::ErrorKind::ConnectionRefused => {
                         return "connection refused".to_string()
@@ -557,7 +625,9 @@ mod tests {
     /// A receiver on 127.0.0.1 that reads one request, answers it with `answer` (raw bytes),
     /// then holds the connection open until the client closes it; the handle gives the
     /// request's text. Until the answer is written the receiver runs as a blocking task, so a
-    /// paused clock does not move on while the client waits for an answer that is coming.
+    /// paused clock does not move on while the client waits for an answer that is coming
+    /// (tokio holds auto-advance back while a blocking task runs; `#[tokio::test]`'s
+    /// current-thread runtime, which these tests use, is where paused time is allowed).
     fn one_shot_receiver(answer: &'static [u8]) -> (u16, tokio::task::JoinHandle<String>) {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -712,7 +782,74 @@ mod tests {
             .unwrap_err();
         // 0x16: a TLS handshake record, the ClientHello.
         assert_eq!(first_byte.await.unwrap(), 0x16);
-        assert!(err.describe().starts_with("connection failed: "), "{err:?}");
+        assert!(
+            matches!(&err, SendError::Failed(e) if e.is_connect()),
+            "{err:?}"
+        );
+    }
+
+    // Paused clock, as above: once the receiver has accepted and gone silent, tokio moves the
+    // clock on, and the handshake must give up at 5 s, before the attempt's 15 s.
+    #[tokio::test(start_paused = true)]
+    async fn a_tls_handshake_that_hangs_times_out_as_a_connect() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = tokio::task::spawn_blocking(move || {
+            let (conn, _) = listener.accept().unwrap();
+            // Held open and silent until the client gives up.
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let _ = std::io::Read::read_to_end(&mut conn, &mut Vec::new());
+            });
+        });
+        let uri: Uri = format!("https://127.0.0.1:{port}/").parse().unwrap();
+        let started = tokio::time::Instant::now();
+        let err = DeliveryClient::new(true)
+            .post(uri, HeaderMap::new(), Bytes::new(), 1024)
+            .await
+            .unwrap_err();
+        accepted.await.unwrap();
+        assert_eq!(err.describe(), "connection timed out after 5 s");
+        assert_eq!(started.elapsed(), CONNECT_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn keeps_the_connection_for_the_next_request() {
+        use std::io::{Read, Write};
+        // One connection, two requests on it: a second connection would never be accepted.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            for _ in 0..2 {
+                let mut request = Vec::new();
+                while !request.ends_with(b"\r\n\r\n") {
+                    let n = conn.read(&mut buf).unwrap();
+                    assert!(n > 0, "the client closed the connection");
+                    request.extend_from_slice(&buf[..n]);
+                }
+                conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .unwrap();
+            }
+            let _ = conn.read(&mut buf);
+        });
+        let client = DeliveryClient::new(true);
+        let uri: Uri = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        for _ in 0..2 {
+            // Bodiless, so the receiver's end of headers is the end of the request.
+            let answer = tokio::time::timeout(
+                Duration::from_secs(10),
+                client.post(uri.clone(), HeaderMap::new(), Bytes::new(), 1024),
+            )
+            .await
+            .expect("answered on the pooled connection")
+            .unwrap();
+            assert_eq!(
+                (answer.status, answer.body.as_slice()),
+                (StatusCode::OK, &b"ok"[..])
+            );
+        }
     }
 
     #[tokio::test]
