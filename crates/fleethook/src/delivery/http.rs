@@ -109,10 +109,7 @@ impl DeliveryClient {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_timer(TokioTimer::new())
-            .build(ConnectWithin {
-                inner: https,
-                limit: CONNECT_TIMEOUT,
-            });
+            .build(ConnectWithin(https));
         DeliveryClient { client }
     }
 
@@ -159,14 +156,11 @@ impl DeliveryClient {
     }
 }
 
-/// A connector that gives up on a connection not open within `limit`: name, TCP and TLS
-/// together. The client may also go on opening a connection in the background after the
-/// request that asked for it was served by another (to pool it); this bounds that too.
+/// A connector that gives up on a connection not open within [`CONNECT_TIMEOUT`]: name, TCP
+/// and TLS together. The client may also go on opening a connection in the background after
+/// the request that asked for it was served by another (to pool it); this bounds that too.
 #[derive(Clone)]
-struct ConnectWithin<C> {
-    inner: C,
-    limit: Duration,
-}
+struct ConnectWithin<C>(C);
 
 /// A connection was not open within [`CONNECT_TIMEOUT`].
 #[derive(Debug)]
@@ -195,14 +189,13 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<C::Response, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        self.0.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let connecting = self.inner.call(uri);
-        let limit = self.limit;
+        let connecting = self.0.call(uri);
         Box::pin(async move {
-            match tokio::time::timeout(limit, connecting).await {
+            match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
                 Ok(connected) => connected.map_err(Into::into),
                 Err(_) => Err(Box::new(ConnectTimedOut) as BoxError),
             }
@@ -241,11 +234,9 @@ impl SendError {
                     std::io::ErrorKind::ConnectionReset => {
                         return "connection reset by the receiver".to_string()
                     }
+                    // hyper's own timeout, per address tried.
                     std::io::ErrorKind::TimedOut if err.is_connect() => {
-                        return format!(
-                            "connection timed out after {} s",
-                            CONNECT_TIMEOUT.as_secs()
-                        )
+                        return ConnectTimedOut.to_string()
                     }
                     _ => {}
                 }

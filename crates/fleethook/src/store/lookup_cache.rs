@@ -1,7 +1,8 @@
 //! A small in-process cache for the lookups every API request repeats (the application of a
 //! management token, the vehicle an ingest names) and those of the outbox's rounds and ingest
-//! groups (webhooks by id), for a store that makes every change to them itself. Each lookup it saves is a statement on a reader connection: a round trip to
-//! the connection's thread and back, plus the pool's test of the connection on release.
+//! groups (webhooks by id), for a store that makes every change to them itself. Each lookup
+//! it saves is a statement on a reader connection: a round trip to the connection's thread
+//! and back, plus the pool's test of the connection on release.
 //!
 //! Only hits are kept: a token or vehicle that is not found is asked again next time, so
 //! whatever is created (even by another process) is seen at once. Whatever the store changes
