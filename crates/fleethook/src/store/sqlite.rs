@@ -186,7 +186,7 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(options)
             .await?;
-        let checkpointer = Checkpointer::start(readers.clone());
+        let checkpointer = Checkpointer::start(readers.clone(), BUSY_TIMEOUT);
         let exclusive = lock.is_some();
         Ok(SqliteStore {
             writer,
@@ -2294,6 +2294,7 @@ mod tests {
     use super::*;
     use crate::store::conformance::{self, conformance_cases};
     use crate::store::SharedStore;
+    use sqlx::{ConnectOptions, Executor};
 
     async fn fresh() -> (tempfile::TempDir, SharedStore) {
         let dir = tempfile::TempDir::new().expect("temporary directory");
@@ -2708,6 +2709,88 @@ mod tests {
         };
         assert!(log > 0, "the writes went to the log");
         assert_eq!(copied, log, "a checkpoint copies the whole log back");
+    }
+
+    #[tokio::test]
+    async fn a_long_log_is_started_over_though_a_reader_is_always_in_it() {
+        use crate::store::checkpointer::{checkpoint, checkpoint_and_restart};
+        let dir = tempfile::TempDir::new().expect("temporary directory");
+        let path = dir.path().join("restart.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        let app = |i: usize| App {
+            id: format!("app-{i}"),
+            name: format!("app {i}"),
+            management_token: format!("amt_{i}"),
+            created_at: 1_000,
+        };
+        for i in 0..20 {
+            store.create_app(&app(i)).await.expect("create app");
+        }
+        // Under steady load some reader is always in the log.
+        let mut reader = store.readers.acquire().await.expect("reader");
+        sqlx::query("BEGIN")
+            .execute(&mut *reader)
+            .await
+            .expect("begin");
+        sqlx::query("SELECT COUNT(*) FROM apps")
+            .fetch_one(&mut *reader)
+            .await
+            .expect("read");
+        // A PASSIVE checkpoint copies the whole log back, yet the next write cannot start it
+        // over while the reader is in it: the log only grows.
+        let (log, copied) = checkpoint(&store.readers).await.expect("checkpoint");
+        assert!(log > 0 && copied == log, "{copied} of {log} frames copied");
+        store.create_app(&app(20)).await.expect("create app");
+        let (grown, _) = checkpoint(&store.readers).await.expect("checkpoint");
+        assert!(grown > log, "the log grew from {log} to {grown} frames");
+        // A RESTART that cannot wait the reader out gives up, and writers carry on.
+        let restarted =
+            checkpoint_and_restart(&store.readers, 0, Duration::from_millis(10), BUSY_TIMEOUT)
+                .await
+                .expect("restart");
+        assert!(!restarted, "the reader is still in the log");
+        store.create_app(&app(30)).await.expect("create app");
+
+        // The RESTART holds writers back until the reader has left.
+        let pool = store.readers.clone();
+        let restart = tokio::spawn(async move {
+            checkpoint_and_restart(&pool, 0, Duration::from_secs(30), BUSY_TIMEOUT).await
+        });
+        let mut probe = SqliteConnectOptions::new()
+            .filename(&path)
+            .busy_timeout(Duration::ZERO)
+            .connect()
+            .await
+            .expect("probe connection");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match probe.execute("BEGIN IMMEDIATE").await {
+                Err(_) => break,
+                Ok(_) => {
+                    probe.execute("ROLLBACK").await.expect("rollback");
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the RESTART never held writers back"
+                    );
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        sqlx::query("COMMIT")
+            .execute(&mut *reader)
+            .await
+            .expect("end the read");
+        assert!(
+            restart.await.expect("join").expect("restart"),
+            "the RESTART finished"
+        );
+        // The next write starts the log from its beginning.
+        store.create_app(&app(21)).await.expect("create app");
+        let (after, copied) = checkpoint(&store.readers).await.expect("checkpoint");
+        assert!(
+            after < grown && copied == after,
+            "the log holds {after} frames after the restart, {grown} before"
+        );
     }
 
     #[tokio::test]
