@@ -46,6 +46,19 @@ struct State {
     bytes: usize,
 }
 
+impl State {
+    /// Drops the seqs at the front of `order` that were taken: claims take the oldest first,
+    /// so this keeps the front the least seq still kept.
+    fn drop_taken_front(&mut self) {
+        while let Some(front) = self.order.front() {
+            if self.by_seq.contains_key(front) {
+                break;
+            }
+            self.order.pop_front();
+        }
+    }
+}
+
 impl FreshPayloads {
     /// A cache, or one that keeps nothing when not `enabled`.
     pub(crate) fn new(enabled: bool) -> Self {
@@ -100,11 +113,25 @@ impl FreshPayloads {
         }
     }
 
+    /// No payload under a seq below this one is kept (`i64::MAX` when nothing is): a claim
+    /// reads such rows whole instead of leaving them to the cache.
+    pub(crate) fn kept_from(&self) -> i64 {
+        // Seqs are kept in rising order (commits take them in turn), so the oldest in `order`
+        // is the least; a seq kept out of order only costs a read.
+        self.lock()
+            .and_then(|mut state| {
+                state.drop_taken_front();
+                state.order.front().copied()
+            })
+            .unwrap_or(i64::MAX)
+    }
+
     /// The payload kept under `seq`; it is no longer kept.
     pub(crate) fn take(&self, seq: i64) -> Option<NewDelivery> {
         let mut state = self.lock()?;
         let payload = state.by_seq.remove(&seq)?;
         state.bytes -= payload.body.len();
+        state.drop_taken_front();
         Some(payload)
     }
 
@@ -210,5 +237,26 @@ mod tests {
         let state = fresh.lock().unwrap();
         assert!(state.order.len() <= 2 * CAPACITY + 1);
         assert_eq!(state.bytes, 0);
+    }
+
+    #[test]
+    fn kept_from_is_the_least_seq_still_kept() {
+        let fresh = FreshPayloads::new(true);
+        assert_eq!(fresh.kept_from(), i64::MAX, "nothing kept");
+        fresh.keep((5..=8).map(|seq| (seq, payload(&seq.to_string(), 10))));
+        assert_eq!(fresh.kept_from(), 5);
+        fresh.take(6);
+        assert_eq!(fresh.kept_from(), 5, "an entry taken behind the least");
+        fresh.take(5);
+        assert_eq!(fresh.kept_from(), 7, "taken entries leave the front");
+        fresh.take(7);
+        fresh.take(8);
+        assert_eq!(fresh.kept_from(), i64::MAX);
+        assert!(fresh.lock().unwrap().order.is_empty());
+        assert_eq!(
+            FreshPayloads::new(false).kept_from(),
+            i64::MAX,
+            "keeps nothing"
+        );
     }
 }
