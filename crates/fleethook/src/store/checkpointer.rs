@@ -15,6 +15,8 @@
 //! in the log to finish (new readers read the database file; new writers wait), so the next
 //! write starts the log over. The pause is short, as the PASSIVE copy went before it, and
 //! bounded: a RESTART that waits longer than [`RESTART_WAIT`] gives up until the next second.
+//! A writer that found it waiting sleeps in SQLite's busy handler (1, 2, 5, 10, 15 ms…), so
+//! it may stall for up to about 35 ms.
 
 use std::time::Duration;
 
@@ -98,6 +100,14 @@ pub async fn checkpoint(pool: &SqlitePool) -> Result<(i64, i64), sqlx::Error> {
         .fetch_one(pool)
         .await?;
     Ok((row.try_get(1)?, row.try_get(2)?))
+}
+
+impl Checkpointer {
+    /// Stops the task, so a test decides when the log is checkpointed.
+    #[cfg(test)]
+    pub fn stop(&self) {
+        self.0.abort();
+    }
 }
 
 impl Drop for Checkpointer {

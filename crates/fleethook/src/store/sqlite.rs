@@ -112,8 +112,9 @@ pub struct SqliteStore {
     fresh: FreshPayloads,
     /// The outbox's leases (`memory_leases`).
     leases: MemoryLeases,
-    /// The last claim leased rows that were not in memory, so the next one reads rows whole
-    /// (see `push_select_due`).
+    /// The last claim leased rows that could not be in memory (seqs below what
+    /// `fresh_payloads` keeps, or attempted ones), so the next one reads rows whole (see
+    /// `push_select_due`).
     claims_read_whole: AtomicBool,
     path: PathBuf,
     /// The advisory lock on `<path>.lock` (none for a shared open); released when the store is
@@ -2532,6 +2533,14 @@ mod tests {
         .expect("change the body");
     }
 
+    /// Whether `err` is SQLite's `SQLITE_BUSY` (any of its extended codes).
+    fn is_busy(err: &sqlx::Error) -> bool {
+        err.as_database_error()
+            .and_then(|e| e.code())
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == 5)
+    }
+
     /// Claims what is due, as (id, body) pairs in claim order.
     async fn claimed_bodies(store: &SharedStore) -> Vec<(String, String)> {
         store
@@ -2899,6 +2908,8 @@ mod tests {
         let dir = tempfile::TempDir::new().expect("temporary directory");
         let path = dir.path().join("restart.db");
         let store = SqliteStore::open(&path).await.expect("open");
+        // Its checkpoints would race the ones below.
+        store._checkpointer.stop();
         let app = |i: usize| App {
             id: format!("app-{i}"),
             name: format!("app {i}"),
@@ -2947,7 +2958,8 @@ mod tests {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             match probe.execute("BEGIN IMMEDIATE").await {
-                Err(_) => break,
+                Err(err) if is_busy(&err) => break,
+                Err(err) => panic!("probe: {err}"),
                 Ok(_) => {
                     probe.execute("ROLLBACK").await.expect("rollback");
                     assert!(
