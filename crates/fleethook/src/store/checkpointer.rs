@@ -60,6 +60,12 @@ impl Checkpointer {
             }
         }))
     }
+
+    /// Stops the task, so a test decides when the log is checkpointed.
+    #[cfg(test)]
+    pub fn stop(&self) {
+        self.0.abort();
+    }
 }
 
 /// A PASSIVE checkpoint, then a RESTART one when the log holds more than `restart_after`
@@ -100,14 +106,6 @@ pub async fn checkpoint(pool: &SqlitePool) -> Result<(i64, i64), sqlx::Error> {
         .fetch_one(pool)
         .await?;
     Ok((row.try_get(1)?, row.try_get(2)?))
-}
-
-impl Checkpointer {
-    /// Stops the task, so a test decides when the log is checkpointed.
-    #[cfg(test)]
-    pub fn stop(&self) {
-        self.0.abort();
-    }
 }
 
 impl Drop for Checkpointer {

@@ -357,7 +357,8 @@ impl SqliteStore {
         if completions.is_empty() && claim.is_none() {
             return Ok(Leased::default());
         }
-        let kept_from = self.fresh.kept_from();
+        // Only a claim asks what is in memory (see `push_select_due`).
+        let kept_from = claim.map_or(i64::MAX, |_| self.fresh.kept_from());
         let mut script = QueryBuilder::new("BEGIN IMMEDIATE; ");
         push_completions(&mut script, completions);
         if let Some(claim) = claim {
