@@ -124,12 +124,17 @@ impl MemoryLeases {
         taken
     }
 
-    /// Ends the leases of `seqs` (their completions are committed).
-    pub(crate) fn release(&self, seqs: impl IntoIterator<Item = i64>) {
-        let mut until = self.lock();
-        for seq in seqs {
-            until.remove(&seq);
+    /// Ends the leases of the deliveries `ids` names (their completions are committed). One
+    /// pass over the leases, which are about as many as the slots: a completion knows its
+    /// delivery by id, and asking the completion script for the seqs it updated
+    /// (`RETURNING`) made each a row for SQLite to buffer and for the connection's thread to
+    /// hand over.
+    pub(crate) fn release(&self, ids: &HashSet<&str>) {
+        if ids.is_empty() {
+            return;
         }
+        self.lock()
+            .retain(|_, lease| lease.id.as_deref().is_none_or(|id| !ids.contains(id)));
     }
 
     /// Ends every lease; returns how many there were.
@@ -226,7 +231,7 @@ mod tests {
         for seq in 1..=3 {
             leases.lease(seq, &format!("d{seq}"), 1_000);
         }
-        leases.release([1, 3, 99]);
+        leases.release(&HashSet::from(["d1", "d3", "d99"]));
         assert!(!leases.is_leased(1, 0) && leases.is_leased(2, 0) && !leases.is_leased(3, 0));
         assert_eq!(leases.clear(), 1);
         assert!(leases.live(0, &HashSet::new()).is_empty());

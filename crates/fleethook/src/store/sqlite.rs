@@ -359,11 +359,11 @@ impl SqliteStore {
         }
         // Only a claim asks what is in memory (see `push_select_due`).
         let kept_from = claim.map_or(i64::MAX, |_| self.fresh.kept_from());
+        let completing: HashSet<&str> =
+            completions.iter().map(|c| c.delivery_id.as_str()).collect();
         let mut script = QueryBuilder::new("BEGIN IMMEDIATE; ");
         push_completions(&mut script, completions);
         if let Some(claim) = claim {
-            let completing: HashSet<&str> =
-                completions.iter().map(|c| c.delivery_id.as_str()).collect();
             let leased = to_json(&self.leases.live(claim.lease_now, &completing))?;
             let whole_below = self
                 .claims_read_whole
@@ -397,7 +397,7 @@ impl SqliteStore {
             tracing::error!(%err, "cannot read what a claim script returned");
             ScriptRows::default()
         });
-        self.leases.release(rows.released);
+        self.leases.release(&completing);
         let taken = match claim {
             Some(claim) => self.leases.take(
                 &rows.due,
@@ -1035,9 +1035,8 @@ async fn apply_errors(
 }
 
 /// Appends to `script` the statements that record `completions`: their attempts, their
-/// outcomes and the webhooks they disable. Each statement ends in `; `. The outcome statements
-/// return a [`ROW_RELEASED`] row per delivery recorded, whose lease the caller then ends
-/// ([`ScriptRows`]).
+/// outcomes and the webhooks they disable. Each statement ends in `; `; none returns rows (the
+/// caller ends the deliveries' leases by id once the script commits).
 ///
 /// A few multi-row statements per run of distinct deliveries: per-row statements made
 /// completions the slowest write of the outbox. Their rows are padded to a power of two
@@ -1102,9 +1101,8 @@ fn push_completions<'a>(script: &mut QueryBuilder<'a, Sqlite>, completions: &'a 
                  status = CASE WHEN c.c_retry AND status <> 'pending' THEN status ELSE c.c_status END, \
                  next_attempt_at = CASE WHEN c.c_retry AND status <> 'pending' THEN NULL ELSE c.c_next END, \
                  last_error = CASE WHEN c.c_retry AND status <> 'pending' THEN last_error ELSE c.c_error END \
-                 FROM c WHERE deliveries.id = c.c_id ",
+                 FROM c WHERE deliveries.id = c.c_id; ",
             );
-            script.push(format!("RETURNING {ROW_RELEASED}, seq, 0, 0; "));
         }
     }
 
@@ -1189,9 +1187,10 @@ fn claim_is_empty(claim: &ClaimRequest<'_>) -> bool {
 
 /// Appends the statement that reads what `claim` may take, ending in `; `: the first `limit`
 /// due deliveries in due order that are not in `leased` (a JSON list of seqs) and whose
-/// webhook exists, as [`ROW_DUE`] rows. [`MemoryLeases::take`] then caps them per webhook and
-/// leases them. `skip` (the claim's skip list) and `leased` are JSON: one parameter each keeps
-/// the statement's text, and so its prepared form, the same whatever the lists' lengths.
+/// webhook exists, as [`ScriptRows`] reads them. [`MemoryLeases::take`] then caps them per
+/// webhook and leases them. `skip` (the claim's skip list) and `leased` are JSON: one
+/// parameter each keeps the statement's text, and so its prepared form, the same whatever the
+/// lists' lengths.
 ///
 /// It runs on the write connection, in the turn that takes the leases: a reader could miss
 /// the completion committed just before and hand out a delivery that has just been sent. The
@@ -1207,7 +1206,7 @@ fn push_select_due<'a>(
 ) {
     // CROSS JOIN keeps the outbox's index the outer loop, so rows come in due order and the
     // LIMIT stops the scan.
-    script.push(format!("SELECT {ROW_DUE}, d.seq, w.seq, d.attempt_count"));
+    script.push("SELECT d.seq, w.seq, d.attempt_count");
     // With `whole_below`, a row that cannot be in memory (`fresh_payloads`: its seq is below
     // that, or it was attempted) comes whole: read here, on the connection that may still
     // hold its pages, so no reader is woken for it (`ScriptRows::whole`). Draining a backlog
@@ -1248,20 +1247,14 @@ fn push_select_due<'a>(
         .push("; ");
 }
 
-/// The first column of a row that a completion or claim script returns: what the row is.
-/// A delivery whose completion the script recorded: `(ROW_RELEASED, seq, 0, 0)`.
-const ROW_RELEASED: i64 = 0;
-/// A due delivery a claim read: `(ROW_DUE, seq, webhook seq, attempt_count)`, and when the
-/// claim reads rows whole, `whole` and the [`DELIVERY_COLS`] from column [`DUE_DELIVERY_AT`]
-/// (`whole` false: the body is missing).
-const ROW_DUE: i64 = 1;
-const DUE_DELIVERY_AT: usize = 5;
+/// The rows a claim script returns, one per due delivery the claim read: `(seq, webhook seq,
+/// attempt_count)`, and when the claim reads rows whole, `whole` and the [`DELIVERY_COLS`]
+/// from column [`DUE_DELIVERY_AT`] (`whole` false: the body is missing).
+const DUE_DELIVERY_AT: usize = 4;
 
-/// The rows of a completion or claim script, by kind.
+/// The rows of a claim script.
 #[derive(Default)]
 struct ScriptRows {
-    /// Deliveries whose completions were recorded: their leases end.
-    released: Vec<i64>,
     /// Due deliveries, in due order, for [`MemoryLeases::take`].
     due: Vec<Due>,
     /// The due deliveries that came whole: their seqs and where their rows are.
@@ -1280,25 +1273,14 @@ impl ScriptRows {
     fn from_rows(rows: &[SqliteRow]) -> StoreResult<ScriptRows> {
         let mut sorted = ScriptRows::default();
         for (at, row) in rows.iter().enumerate() {
-            let kind: i64 = row.try_get(0)?;
-            let seq: i64 = row.try_get(1)?;
-            match kind {
-                ROW_RELEASED => sorted.released.push(seq),
-                ROW_DUE => {
-                    sorted.due.push(Due {
-                        seq,
-                        webhook: row.try_get(2)?,
-                        attempt_count: row.try_get(3)?,
-                    });
-                    if row.len() > DUE_DELIVERY_AT && row.try_get::<bool, _>(4)? {
-                        sorted.whole.insert(seq, at);
-                    }
-                }
-                other => {
-                    return Err(StoreError::Corrupt(format!(
-                        "a claim script returned a row of unknown kind {other}"
-                    )))
-                }
+            let seq: i64 = row.try_get(0)?;
+            sorted.due.push(Due {
+                seq,
+                webhook: row.try_get(1)?,
+                attempt_count: row.try_get(2)?,
+            });
+            if row.len() > DUE_DELIVERY_AT && row.try_get::<bool, _>(3)? {
+                sorted.whole.insert(seq, at);
             }
         }
         Ok(sorted)
