@@ -49,6 +49,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// machine where SQLite itself, not the connection count, is the limit.
 const READERS: u32 = 4;
 
+/// Bytes the write-ahead log file keeps once the log starts over: what the checkpointer lets
+/// it grow to before a restart (frames of 4 KiB pages).
+const WAL_SIZE_LIMIT: i64 = super::checkpointer::RESTART_AFTER_FRAMES * 4096;
+
 /// Rows per multi-row INSERT (a power of two, see `push_padded_values`). SQLite allows 32766
 /// bound parameters per statement; the widest row here has 14, so 512 rows stay far below the
 /// limit while amortising each statement.
@@ -74,11 +78,33 @@ type CachedWebhook = (Arc<Webhook>, String);
 /// The error recorded on pending deliveries whose webhook is gone.
 const WEBHOOK_DELETED: &str = "webhook deleted";
 
+/// The columns of a delivery before its body, read from `deliveries d` ([`DELIVERY_COLS`]).
+macro_rules! delivery_cols_before_body {
+    () => {
+        "d.id, d.app_id, d.webhook_id, d.event_id, d.purpose, d.target_uri"
+    };
+}
+/// The body of a delivery, from `delivery_bodies`.
+macro_rules! delivery_body_col {
+    () => {
+        "(SELECT b.body FROM delivery_bodies b WHERE b.seq = d.seq)"
+    };
+}
+/// The columns of a delivery after its body.
+macro_rules! delivery_cols_after_body {
+    () => {
+        "d.event_type, d.vehicle_ids, d.status, d.attempt_count, d.next_attempt_at, d.last_error, \
+         d.created_at, d.updated_at"
+    };
+}
 /// The columns of a delivery, read from `deliveries d`, in the order `delivery_at` decodes.
-const DELIVERY_COLS: &str = "d.id, d.app_id, d.webhook_id, d.event_id, d.purpose, d.target_uri, \
-     (SELECT b.body FROM delivery_bodies b WHERE b.seq = d.seq), \
-     d.event_type, d.vehicle_ids, d.status, d.attempt_count, d.next_attempt_at, d.last_error, \
-     d.created_at, d.updated_at";
+const DELIVERY_COLS: &str = concat!(
+    delivery_cols_before_body!(),
+    ", ",
+    delivery_body_col!(),
+    ", ",
+    delivery_cols_after_body!()
+);
 const DELIVERY_COL_COUNT: usize = 15;
 
 /// The columns of a webhook, read from `webhooks w`, in the order `webhook_at` decodes.
@@ -164,6 +190,9 @@ impl SqliteStore {
             .foreign_keys(true)
             // Checkpoints run beside the writer, not inside a commit (see `checkpointer`).
             .pragma("wal_autocheckpoint", "0")
+            // A log started over keeps its file at the size it reached, on disk for good; the
+            // first commit after a restart cuts it back to this (see `checkpointer`).
+            .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string())
             // The multi-row statements materialise their VALUES and json_each in temporary
             // b-trees; on disk each one opened, sized and unlinked a file.
             .pragma("temp_store", "MEMORY")
@@ -1218,18 +1247,18 @@ fn push_select_due<'a>(
         script
             .push(", (d.seq < ")
             .push_bind(below)
-            .push(
-                " OR d.attempt_count > 0) AS whole, \
-                 d.id, d.app_id, d.webhook_id, d.event_id, d.purpose, d.target_uri, \
-                 CASE WHEN d.seq < ",
-            )
+            .push(concat!(
+                " OR d.attempt_count > 0) AS whole, ",
+                delivery_cols_before_body!(),
+                ", CASE WHEN d.seq < "
+            ))
             .push_bind(below)
-            .push(
-                " OR d.attempt_count > 0 THEN \
-                 (SELECT b.body FROM delivery_bodies b WHERE b.seq = d.seq) END, \
-                 d.event_type, d.vehicle_ids, d.status, d.attempt_count, d.next_attempt_at, \
-                 d.last_error, d.created_at, d.updated_at",
-            );
+            .push(concat!(
+                " OR d.attempt_count > 0 THEN ",
+                delivery_body_col!(),
+                " END, ",
+                delivery_cols_after_body!()
+            ));
     }
     script
         .push(
@@ -2862,6 +2891,21 @@ mod tests {
             .await
             .expect("pragma");
         assert_eq!(auto, 0, "no checkpoint inside a commit");
+        let mut limits = vec![sqlx::query_scalar::<_, i64>("PRAGMA journal_size_limit")
+            .fetch_one(&mut *store.writer.acquire().await.expect("writer"))
+            .await
+            .expect("pragma")];
+        limits.push(
+            sqlx::query_scalar("PRAGMA journal_size_limit")
+                .fetch_one(&store.readers)
+                .await
+                .expect("pragma"),
+        );
+        assert_eq!(
+            limits,
+            vec![WAL_SIZE_LIMIT; 2],
+            "the log file is cut back on restart"
+        );
         conformance::apps_round_trip_and_duplicate_token_conflicts(Arc::new(
             SqliteStore::open_shared(&dir.path().join("wal.db"))
                 .await
@@ -2961,8 +3005,25 @@ mod tests {
             restart.await.expect("join").expect("restart"),
             "the RESTART finished"
         );
-        // The next write starts the log from its beginning.
+        // The next write starts the log from its beginning, and cuts its file back to the
+        // limit (here none, as the test's log is far below the store's).
+        let wal = dir.path().join("restart.db-wal");
+        let wal_bytes = || std::fs::metadata(&wal).expect("log file").len();
+        let before = wal_bytes();
+        store
+            .writer
+            .acquire()
+            .await
+            .expect("writer")
+            .execute("PRAGMA journal_size_limit = 0")
+            .await
+            .expect("limit");
         store.create_app(&app(21)).await.expect("create app");
+        assert!(
+            wal_bytes() < before,
+            "the log file is {} bytes after the restart, {before} before",
+            wal_bytes()
+        );
         let (after, copied) = checkpoint(&store.readers).await.expect("checkpoint");
         assert!(
             after < grown && copied == after,
