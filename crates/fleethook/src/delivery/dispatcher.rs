@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use hyper::body::Bytes;
-use hyper::header::{HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use hyper::{HeaderMap, StatusCode};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
@@ -56,6 +56,13 @@ const WRITE_TRIES: u32 = 5;
 /// node or by a crashed run, or its webhook is at its in-flight cap), and, on a store shared by
 /// several nodes, for work the others enqueued.
 const POLL_WHEN_BLOCKED: Duration = Duration::from_secs(1);
+
+/// The headers every attempt sets beside `Content-Type` and `User-Agent`. Named by constants,
+/// their names are checked once at compile time; named by strings, every attempt parsed them.
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const SC_SIGNATURE: HeaderName = HeaderName::from_static("sc-signature");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
 
 /// How often the outbox depth gauge is refreshed at most, in real milliseconds.
 const DEPTH_REFRESH_MS: Millis = 1_000;
@@ -125,6 +132,7 @@ enum Road<'a> {
 /// What processing one claimed delivery produced.
 struct Processed {
     completion: Completion,
+    /// The attempt, for a caller that made it by hand (`Road::Single`).
     report: Option<AttemptReport>,
     /// Set when nothing was sent because the webhook is not enabled.
     not_enabled: Option<WebhookStatus>,
@@ -557,11 +565,13 @@ impl Dispatcher {
             Next::Failed => Outcome::Failed,
         };
         self.metrics.record_outcome(&outcome);
-        let report = AttemptReport {
+        // Only an attempt made by hand reports back; the dispatcher's own would copy the
+        // attempt and the response for nothing.
+        let report = matches!(road, Road::Single { .. }).then(|| AttemptReport {
             attempt: sent.attempt.clone(),
             outcome: outcome.clone(),
             response_body: sent.attempt.response_body.clone(),
-        };
+        });
         let completion = Completion {
             delivery_id: delivery.id.clone(),
             last_error: sent.attempt.error.clone(),
@@ -572,7 +582,7 @@ impl Dispatcher {
         };
         Processed {
             completion,
-            report: Some(report),
+            report,
             not_enabled: None,
         }
     }
@@ -649,12 +659,12 @@ impl Dispatcher {
         };
         let mut headers = HeaderMap::with_capacity(6);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert("webhook-id", event_id);
+        headers.insert(WEBHOOK_ID, event_id);
         // Hex, digits and base64: valid header values, checked all the same.
         for (name, value) in [
-            ("sc-signature", sc_signature),
-            ("webhook-timestamp", timestamp.to_string()),
-            ("webhook-signature", standard_signature),
+            (SC_SIGNATURE, sc_signature),
+            (WEBHOOK_TIMESTAMP, timestamp.to_string()),
+            (WEBHOOK_SIGNATURE, standard_signature),
         ] {
             match HeaderValue::try_from(value) {
                 Ok(value) => headers.insert(name, value),
