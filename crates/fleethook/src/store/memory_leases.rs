@@ -8,8 +8,8 @@
 //! a few milliseconds later rewrote the same rows and sent their pages to the WAL a second
 //! time.
 //!
-//! A claim reads the due rows on the write connection, leaving out the leased ones by their
-//! `seq` (a list the outbox index answers before any row is read), and
+//! A claim reads the due rows in the writer's turn (`sqlite::round`), leaving out the leased
+//! ones by their `seq` (a list the outbox index answers before any row is read), and
 //! [`MemoryLeases::take`] leases what it may take before the connection is let go;
 //! completions end theirs in the turn that commits them. So the leases change only together
 //! with the rows they guard, as they did in the rows themselves.
@@ -126,7 +126,7 @@ impl MemoryLeases {
 
     /// Ends the leases of the deliveries `ids` names (their completions are committed). One
     /// pass over the leases, which are about as many as the slots: a completion knows its
-    /// delivery by id, and asking the completion script for the seqs it updated
+    /// delivery by id, and asking the completions' statement for the seqs it updated
     /// (`RETURNING`) made each a row for SQLite to buffer and for the connection's thread to
     /// hand over.
     pub(crate) fn release(&self, ids: &HashSet<&str>) {

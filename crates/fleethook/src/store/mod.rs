@@ -43,6 +43,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The SQLite connection of the dispatcher's rounds failed (`sqlite::round`).
+    #[error("database error: {0}")]
+    Round(#[from] rusqlite::Error),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -28,7 +28,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::checkpointer::Checkpointer;
-use super::codec::{conflict, distinct_runs, from_json, parse_enum, to_json};
+use super::codec::{conflict, from_json, parse_enum, to_json};
 use super::diff::{changed, error_changes, latest_per_code, signal_changes, ErrorsDiff};
 use super::fresh_payloads::FreshPayloads;
 use super::lookup_cache::LookupCache;
@@ -107,6 +107,10 @@ const DELIVERY_COLS: &str = concat!(
 );
 const DELIVERY_COL_COUNT: usize = 15;
 
+// After the column macros, which it shares.
+#[path = "sqlite_round.rs"]
+mod round;
+
 /// The columns of a webhook, read from `webhooks w`, in the order `webhook_at` decodes.
 const WEBHOOK_COLS: &str = "w.id, w.app_id, w.name, w.kind, w.callback_uri, w.error_callback_uri, w.config, \
      w.status, w.disabled_reason, w.signing_secret, w.previous_secret, w.previous_secret_expires_at, \
@@ -142,6 +146,9 @@ pub struct SqliteStore {
     /// `fresh_payloads` keeps, or attempted ones), so the next one reads rows whole (see
     /// `push_select_due`).
     claims_read_whole: AtomicBool,
+    /// The connection the dispatcher's rounds run on, on the calling thread, while they hold
+    /// the write connection's turn (see `round`).
+    round: std::sync::Mutex<rusqlite::Connection>,
     path: PathBuf,
     /// The advisory lock on `<path>.lock` (none for a shared open); released when the store is
     /// dropped. Declared last so that it outlives the pools during drop.
@@ -232,6 +239,7 @@ impl SqliteStore {
             fresh: FreshPayloads::new(exclusive),
             leases: MemoryLeases::new(),
             claims_read_whole: AtomicBool::new(true),
+            round: std::sync::Mutex::new(round::connect(path, BUSY_TIMEOUT.as_millis())?),
             path: path.to_path_buf(),
             _lock: lock,
         })
@@ -390,24 +398,23 @@ impl SqliteStore {
         let kept_from = claim.map_or(i64::MAX, |_| self.fresh.kept_from());
         let completing: HashSet<&str> =
             completions.iter().map(|c| c.delivery_id.as_str()).collect();
-        let mut script = QueryBuilder::new("BEGIN IMMEDIATE; ");
-        push_completions(&mut script, completions);
-        if let Some(claim) = claim {
-            let leased = to_json(&self.leases.live(claim.lease_now, &completing))?;
-            let whole_below = self
-                .claims_read_whole
-                .load(Ordering::Relaxed)
-                .then_some(kept_from);
-            push_select_due(
-                &mut script,
-                claim,
-                to_json(claim.skip_webhooks)?,
-                leased,
-                whole_below,
-            );
-        }
-        script.push("COMMIT");
-        let (returned, held) = self.writer.run_script(script.build()).await?;
+        let held = self.writer.acquire().await?;
+        let leased = match claim {
+            Some(claim) => to_json(&self.leases.live(claim.lease_now, &completing))?,
+            None => String::new(),
+        };
+        let skip = match claim {
+            Some(claim) => to_json(claim.skip_webhooks)?,
+            None => String::new(),
+        };
+        let whole_below = self
+            .claims_read_whole
+            .load(Ordering::Relaxed)
+            .then_some(kept_from);
+        let mut rows = {
+            let mut conn = self.round.lock().unwrap_or_else(|e| e.into_inner());
+            round::run(&mut conn, completions, claim, &leased, &skip, whole_below)?
+        };
         let disabled: HashSet<&str> = completions
             .iter()
             .filter_map(|c| {
@@ -420,12 +427,7 @@ impl SqliteStore {
             self.forget_cached_webhooks(|webhook| disabled.contains(webhook.id.as_str()));
         }
         // The transaction is committed: the completions must not be reported failed (the
-        // dispatcher would record them twice). A row that cannot be read only leaves leases to
-        // end on their own and the due deliveries to the next claim.
-        let rows = ScriptRows::from_rows(&returned).unwrap_or_else(|err| {
-            tracing::error!(%err, "cannot read what a claim script returned");
-            ScriptRows::default()
-        });
+        // dispatcher would record them twice).
         self.leases.release(&completing);
         let taken = match claim {
             Some(claim) => self.leases.take(
@@ -446,16 +448,9 @@ impl SqliteStore {
                 Ordering::Relaxed,
             );
         }
-        // Decoded once the connection is let go; a row that cannot be decoded is read again.
         let whole = taken
             .iter()
-            .filter_map(|due| {
-                let row = &returned[*rows.whole.get(&due.seq)?];
-                delivery_at(row, DUE_DELIVERY_AT)
-                    .inspect_err(|err| tracing::warn!(%err, "cannot decode a claimed row"))
-                    .ok()
-                    .map(|delivery| (due.seq, delivery))
-            })
+            .filter_map(|due| Some((due.seq, rows.whole.remove(&due.seq)?)))
             .collect();
         Ok(Leased { due: taken, whole })
     }
@@ -1063,110 +1058,6 @@ async fn apply_errors(
     Ok(())
 }
 
-/// Appends to `script` the statements that record `completions`: their attempts, their
-/// outcomes and the webhooks they disable. Each statement ends in `; `; none returns rows (the
-/// caller ends the deliveries' leases by id once the script commits).
-///
-/// A few multi-row statements per run of distinct deliveries: per-row statements made
-/// completions the slowest write of the outbox. Their rows are padded to a power of two
-/// ([`push_padded_values`]), so that a batch's statements, and a script of them, have one of a
-/// few texts whose prepared form the driver keeps.
-fn push_completions<'a>(script: &mut QueryBuilder<'a, Sqlite>, completions: &'a [Completion]) {
-    for run in distinct_runs(completions, ROWS_PER_INSERT) {
-        let attempts: Vec<(&str, &Attempt)> = run
-            .iter()
-            .filter_map(|c| c.attempt.as_ref().map(|a| (c.delivery_id.as_str(), a)))
-            .collect();
-        for chunk in attempts.chunks(ROWS_PER_INSERT) {
-            script.push(
-                "INSERT INTO attempts (delivery_id, number, wire_delivery_id, started_at, \
-                 status_code, duration_ms, error, response_body) \
-                 SELECT a.column1, \
-                 max(a.column2, (SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE delivery_id = a.column1)), \
-                 a.column3, a.column4, a.column5, a.column6, a.column7, a.column8 FROM (",
-            );
-            // The number is the caller's unless it is taken (a manual retry racing the
-            // dispatcher on one delivery): then the next free one, so no attempt is lost.
-            push_padded_values(
-                script,
-                chunk.iter().copied(),
-                8,
-                |mut b, (delivery_id, a)| {
-                    b.push_bind(delivery_id)
-                        .push_bind(a.number)
-                        .push_bind(a.wire_delivery_id.as_str())
-                        .push_bind(a.started_at)
-                        .push_bind(a.status_code)
-                        .push_bind(a.duration_ms)
-                        .push_bind(a.error.as_deref())
-                        .push_bind(a.response_body.as_deref());
-                },
-            );
-            script.push(") AS a WHERE a.column1 IS NOT NULL; ");
-        }
-
-        for chunk in run.chunks(ROWS_PER_INSERT) {
-            script
-                .push("WITH c (c_id, c_attempted, c_at, c_retry, c_status, c_next, c_error) AS (");
-            push_padded_values(script, chunk.iter(), 7, |mut b, c| {
-                let (status, next_attempt_at, retry) = match c.outcome {
-                    Outcome::Succeeded => (DeliveryStatus::Succeeded, None, false),
-                    Outcome::RetryAt(at) => (DeliveryStatus::Pending, Some(at), true),
-                    Outcome::Failed => (DeliveryStatus::Failed, None, false),
-                };
-                b.push_bind(c.delivery_id.as_str())
-                    .push_bind(i64::from(c.attempt.is_some()))
-                    .push_bind(c.at)
-                    .push_bind(i64::from(retry))
-                    .push_bind(status.as_str())
-                    .push_bind(next_attempt_at)
-                    .push_bind(c.last_error.as_deref());
-            });
-            // A retry never revives a delivery that finished meanwhile (its webhook was deleted
-            // while the attempt was in flight): it would sit in the outbox with nowhere to go.
-            script.push(
-                ") UPDATE deliveries SET \
-                 attempt_count = attempt_count + c.c_attempted, updated_at = c.c_at, \
-                 status = CASE WHEN c.c_retry AND status <> 'pending' THEN status ELSE c.c_status END, \
-                 next_attempt_at = CASE WHEN c.c_retry AND status <> 'pending' THEN NULL ELSE c.c_next END, \
-                 last_error = CASE WHEN c.c_retry AND status <> 'pending' THEN last_error ELSE c.c_error END \
-                 FROM c WHERE deliveries.id = c.c_id; ",
-            );
-        }
-    }
-
-    // The first disabling completion of a webhook in the batch wins; later ones would find
-    // it disabled already.
-    let mut disabled: HashSet<&str> = HashSet::new();
-    let disables: Vec<(&str, &str, Millis)> = completions
-        .iter()
-        .filter_map(|c| {
-            c.disable_webhook
-                .as_ref()
-                .map(|(w, r)| (w.as_str(), r.as_str(), c.at))
-        })
-        .filter(|(webhook, _, _)| disabled.insert(webhook))
-        .collect();
-    for chunk in disables.chunks(ROWS_PER_INSERT) {
-        script.push("WITH v (v_id, v_reason, v_at) AS (");
-        push_padded_values(
-            script,
-            chunk.iter().copied(),
-            3,
-            |mut b, (webhook_id, reason, at)| {
-                b.push_bind(webhook_id).push_bind(reason).push_bind(at);
-            },
-        );
-        // Only the first reason sticks: a webhook already disabled (by hand or by an earlier
-        // batch) keeps the reason it has.
-        script.push(
-            ") UPDATE webhooks SET status = 'disabled', disabled_reason = v.v_reason, \
-             updated_at = v.v_at FROM v \
-             WHERE webhooks.id = v.v_id AND webhooks.status IN ('enabled', 'unverified'); ",
-        );
-    }
-}
-
 /// Appends `VALUES` with one row per item of `rows` (written by `push_row`, a bound parameter
 /// per column), then rows of `width` parameters bound to NULL up to the next power of two.
 /// The statement's text then depends only on the padded size, whatever the rows; the NULL
@@ -1214,106 +1105,12 @@ fn claim_is_empty(claim: &ClaimRequest<'_>) -> bool {
     claim.limit <= 0 || claim.per_webhook <= 0
 }
 
-/// Appends the statement that reads what `claim` may take, ending in `; `: the first `limit`
-/// due deliveries in due order that are not in `leased` (a JSON list of seqs) and whose
-/// webhook exists, as [`ScriptRows`] reads them. [`MemoryLeases::take`] then caps them per
-/// webhook and leases them. `skip` (the claim's skip list) and `leased` are JSON: one
-/// parameter each keeps the statement's text, and so its prepared form, the same whatever the
-/// lists' lengths.
-///
-/// It runs on the write connection, in the turn that takes the leases: a reader could miss
-/// the completion committed just before and hand out a delivery that has just been sent. The
-/// leased rows sit at the head of the due order while they are sent; the `seq` test is
-/// answered from the index, so they are passed over without reading their rows (reading
-/// past them cost more than writing the leases into the rows had).
-fn push_select_due<'a>(
-    script: &mut QueryBuilder<'a, Sqlite>,
-    claim: &ClaimRequest<'_>,
-    skip: String,
-    leased: String,
-    whole_below: Option<i64>,
-) {
-    // CROSS JOIN keeps the outbox's index the outer loop, so rows come in due order and the
-    // LIMIT stops the scan.
-    script.push("SELECT d.seq, w.seq, d.attempt_count");
-    // With `whole_below`, a row that cannot be in memory (`fresh_payloads`: its seq is below
-    // that, or it was attempted) comes whole: read here, on the connection that may still
-    // hold its pages, so no reader is woken for it (`ScriptRows::whole`). Draining a backlog
-    // that way took a tenth less CPU per delivery in `bench throughput`. Without it the row
-    // comes as four numbers: the extra columns cost the write connection a tenth of end to
-    // end's throughput there, where the payloads claimed are in memory. The columns are
-    // `DELIVERY_COLS`, with the body only for those rows.
-    if let Some(below) = whole_below {
-        script
-            .push(", (d.seq < ")
-            .push_bind(below)
-            .push(concat!(
-                " OR d.attempt_count > 0) AS whole, ",
-                delivery_cols_before_body!(),
-                ", CASE WHEN d.seq < "
-            ))
-            .push_bind(below)
-            .push(concat!(
-                " OR d.attempt_count > 0 THEN ",
-                delivery_body_col!(),
-                " END, ",
-                delivery_cols_after_body!()
-            ));
-    }
-    script
-        .push(
-            " FROM deliveries d \
-             CROSS JOIN webhooks w ON w.id = d.webhook_id AND w.app_id = d.app_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ",
-        )
-        .push_bind(claim.now)
-        .push(" AND d.seq NOT IN (SELECT value FROM json_each(")
-        .push_bind(leased)
-        .push(")) AND d.webhook_id NOT IN (SELECT value FROM json_each(")
-        .push_bind(skip)
-        .push(")) ORDER BY d.next_attempt_at, d.seq LIMIT ")
-        .push_bind(claim.limit)
-        .push("; ");
-}
-
-/// The rows a claim script returns, one per due delivery the claim read: `(seq, webhook seq,
-/// attempt_count)`, and when the claim reads rows whole, `whole` and the [`DELIVERY_COLS`]
-/// from column [`DUE_DELIVERY_AT`] (`whole` false: the body is missing).
-const DUE_DELIVERY_AT: usize = 4;
-
-/// The rows of a claim script.
-#[derive(Default)]
-struct ScriptRows {
-    /// Due deliveries, in due order, for [`MemoryLeases::take`].
-    due: Vec<Due>,
-    /// The due deliveries that came whole: their seqs and where their rows are.
-    whole: HashMap<i64, usize>,
-}
-
 /// What a claim leased: the deliveries, in due order, and those of them whose rows it read
 /// whole, decoded.
 #[derive(Default)]
 struct Leased {
     due: Vec<Due>,
     whole: HashMap<i64, Delivery>,
-}
-
-impl ScriptRows {
-    fn from_rows(rows: &[SqliteRow]) -> StoreResult<ScriptRows> {
-        let mut sorted = ScriptRows::default();
-        for (at, row) in rows.iter().enumerate() {
-            let seq: i64 = row.try_get(0)?;
-            sorted.due.push(Due {
-                seq,
-                webhook: row.try_get(1)?,
-                attempt_count: row.try_get(2)?,
-            });
-            if row.len() > DUE_DELIVERY_AT && row.try_get::<bool, _>(3)? {
-                sorted.whole.insert(seq, at);
-            }
-        }
-        Ok(sorted)
-    }
 }
 
 /// A payload as its row holds it from the insert until its first attempt; leased by a claim,
@@ -3054,28 +2851,19 @@ mod tests {
 
         // A claim reads the outbox's index in due order and stops at its limit: no sort of
         // every due row first.
-        let claim = ClaimRequest {
-            now: 1_000,
-            lease_now: 0,
-            lease_until: 1,
-            limit: 100,
-            per_webhook: 10,
-            skip_webhooks: &[],
-        };
-        for whole_below in [None, Some(0)] {
-            let mut explain = QueryBuilder::new("EXPLAIN QUERY PLAN ");
-            push_select_due(
-                &mut explain,
-                &claim,
-                "[]".into(),
-                "[1, 2]".into(),
-                whole_below,
-            );
-            let rows = explain
-                .build()
-                .fetch_all(&store.readers)
-                .await
-                .expect("explain the claim");
+        for whole in [false, true] {
+            let rows = sqlx::query(&format!(
+                "EXPLAIN QUERY PLAN {}",
+                round::select_due_sql(whole)
+            ))
+            .bind(0_i64)
+            .bind(1_000_i64)
+            .bind("[1, 2]")
+            .bind("[]")
+            .bind(100_i64)
+            .fetch_all(&store.readers)
+            .await
+            .expect("explain the claim");
             let detail: Vec<String> = rows.iter().map(|r| r.get::<String, _>("detail")).collect();
             assert!(
                 detail[0].contains("SEARCH d USING INDEX deliveries_due"),
@@ -3156,40 +2944,12 @@ mod tests {
     /// Completions of any count up to a power of two are written by statements of one text,
     /// so the driver prepares each padded size once (real rows and padding are bound alike).
     #[test]
-    fn completion_statements_have_one_text_per_padded_size() {
-        let completions = |n: usize, with_attempt: bool| -> Vec<Completion> {
-            (0..n)
-                .map(|i| Completion {
-                    delivery_id: format!("dlv-{i}"),
-                    attempt: with_attempt.then(|| Attempt {
-                        delivery_id: format!("dlv-{i}"),
-                        number: 1,
-                        wire_delivery_id: format!("wire-{i}"),
-                        started_at: 1,
-                        status_code: Some(200),
-                        duration_ms: 3,
-                        error: None,
-                        response_body: None,
-                    }),
-                    outcome: Outcome::Succeeded,
-                    last_error: None,
-                    disable_webhook: None,
-                    at: 1,
-                })
-                .collect()
-        };
-        let sql = |completions: &[Completion]| {
-            let mut script = QueryBuilder::new("");
-            push_completions(&mut script, completions);
-            script.sql().to_string()
-        };
-        assert_eq!(sql(&completions(5, true)), sql(&completions(8, true)));
-        assert_eq!(sql(&completions(3, false)), sql(&completions(4, false)));
-        assert_ne!(sql(&completions(8, true)), sql(&completions(9, true)));
-        assert_ne!(
-            sql(&completions(8, true)),
-            sql(&completions(8, false)),
-            "no attempts, no attempt statement"
-        );
+    fn round_statements_have_one_text_per_padded_size() {
+        for sql in [round::attempts_insert_sql, round::outcomes_update_sql] {
+            assert_eq!(sql(5), sql(8));
+            assert_eq!(sql(1), sql(1));
+            assert_ne!(sql(8), sql(9));
+            assert_eq!(sql(9), sql(16));
+        }
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::query::Query;
-use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteRow};
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection};
 use sqlx::Sqlite;
 use sqlx::{ConnectOptions, Connection, Executor};
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -88,22 +88,6 @@ impl Writer {
         conn.slot.open_tx = true;
         conn.execute("BEGIN IMMEDIATE").await?;
         Ok(WriteTx(conn))
-    }
-
-    /// Runs `script`, statements that begin and end a transaction of their own, in one round
-    /// trip to the connection's thread, and returns the rows its statements return with the
-    /// connection, still held, so the caller can act on them before anyone else writes (the
-    /// store's in-memory leases). A script that fails (or is dropped) partway leaves its
-    /// transaction to the next user's rollback.
-    pub(crate) async fn run_script<'q>(
-        &self,
-        script: Query<'q, Sqlite, SqliteArguments<'q>>,
-    ) -> Result<(Vec<SqliteRow>, WriteConn), sqlx::Error> {
-        let mut conn = self.acquire().await?;
-        conn.slot.open_tx = true;
-        let rows = script.fetch_all(&mut *conn).await?;
-        conn.slot.open_tx = false;
-        Ok((rows, conn))
     }
 
     /// Closes the connection, after the current user is done with it.
