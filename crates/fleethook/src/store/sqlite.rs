@@ -376,15 +376,12 @@ impl SqliteStore {
     }
 
     /// Records `completions` and reads what `claim` may take (unless it can take nothing), as
-    /// one transaction in one script: one turn of the write connection and one round trip to
-    /// its thread. As separate statements, each round trip waited for a worker of the runtime,
-    /// busy with hundreds of sends, to poll the reply: a completion batch and a claim of about
-    /// 120 took 9 ms in `bench throughput`, and the slots ran dry meanwhile. The outbox pages
-    /// both touch also go to the WAL once.
+    /// one transaction in one turn of the write connection, run on this thread (`round`). The
+    /// outbox pages both touch go to the WAL once.
     ///
     /// The completed deliveries' leases end and the claim's leases are taken before the
-    /// connection is let go (`memory_leases`); returns the deliveries leased, in due order.
-    /// When the script fails nothing of it stays.
+    /// turn ends (`memory_leases`); returns the deliveries leased, in due order. When the
+    /// round fails nothing of it stays.
     async fn complete_then_claim(
         &self,
         completions: &[Completion],
