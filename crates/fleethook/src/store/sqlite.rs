@@ -239,7 +239,11 @@ impl SqliteStore {
             fresh: FreshPayloads::new(exclusive),
             leases: MemoryLeases::new(),
             claims_read_whole: AtomicBool::new(true),
-            round: std::sync::Mutex::new(round::connect(path, BUSY_TIMEOUT.as_millis())?),
+            round: std::sync::Mutex::new(round::connect(
+                path,
+                BUSY_TIMEOUT.as_millis(),
+                WAL_SIZE_LIMIT,
+            )?),
             path: path.to_path_buf(),
             _lock: lock,
         })
@@ -2695,10 +2699,20 @@ mod tests {
                 .await
                 .expect("pragma"),
         );
+        {
+            let round = store.round.lock().expect("round connection");
+            for pragma in ["journal_size_limit", "wal_autocheckpoint"] {
+                limits.push(
+                    round
+                        .query_row(&format!("PRAGMA {pragma}"), [], |row| row.get(0))
+                        .expect("pragma"),
+                );
+            }
+        }
         assert_eq!(
             limits,
-            vec![WAL_SIZE_LIMIT; 2],
-            "the log file is cut back on restart"
+            vec![WAL_SIZE_LIMIT, WAL_SIZE_LIMIT, WAL_SIZE_LIMIT, 0],
+            "every connection cuts the log file back on restart; the round's checkpoints nothing"
         );
         conformance::apps_round_trip_and_duplicate_token_conflicts(Arc::new(
             SqliteStore::open_shared(&dir.path().join("wal.db"))

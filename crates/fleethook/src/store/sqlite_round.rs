@@ -21,13 +21,11 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, Row, TransactionBehavior};
 
+use super::ROWS_PER_INSERT;
 use crate::model::{Attempt, Completion, Delivery, DeliveryPurpose, DeliveryStatus, Outcome};
 use crate::store::codec::{distinct_runs, from_json, parse_enum};
 use crate::store::memory_leases::Due;
 use crate::store::ClaimRequest;
-
-/// Rows per multi-row statement at most.
-const ROWS_PER_STATEMENT: usize = 512;
 
 /// Prepared statements kept: a few padded sizes of three statements, and two claims.
 const STATEMENT_CACHE: usize = 64;
@@ -43,16 +41,19 @@ pub(crate) struct RoundRows {
     pub whole: HashMap<i64, Delivery>,
 }
 
-/// Opens the round's connection to the database at `path`, with the store's settings.
+/// Opens the round's connection to the database at `path`, with the settings of the store's
+/// write connection (see `SqliteStore::open_with`): it commits as that one does, so it may be
+/// the commit that starts the log over and cuts its file back.
 pub(crate) fn connect(
     path: &std::path::Path,
     busy_timeout_ms: u128,
+    wal_size_limit: i64,
 ) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.execute_batch(&format!(
         "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
          PRAGMA cache_size = -8192; PRAGMA busy_timeout = {busy_timeout_ms}; \
-         PRAGMA wal_autocheckpoint = 0;"
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {wal_size_limit};"
     ))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
@@ -82,12 +83,12 @@ pub(crate) fn run(
 
 /// The attempts, the outcomes and the webhooks they disable.
 fn record(conn: &Connection, completions: &[Completion]) -> rusqlite::Result<()> {
-    for run in distinct_runs(completions, ROWS_PER_STATEMENT) {
+    for run in distinct_runs(completions, ROWS_PER_INSERT) {
         let attempts: Vec<(&str, &Attempt)> = run
             .iter()
             .filter_map(|c| c.attempt.as_ref().map(|a| (c.delivery_id.as_str(), a)))
             .collect();
-        for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
+        for chunk in attempts.chunks(ROWS_PER_INSERT) {
             let mut params = Params::new(chunk.len(), ATTEMPT_WIDTH);
             for (delivery_id, a) in chunk {
                 params.row([
@@ -103,7 +104,7 @@ fn record(conn: &Connection, completions: &[Completion]) -> rusqlite::Result<()>
             }
             params.execute(conn, &attempts_insert_sql(chunk.len()))?;
         }
-        for chunk in run.chunks(ROWS_PER_STATEMENT) {
+        for chunk in run.chunks(ROWS_PER_INSERT) {
             let mut params = Params::new(chunk.len(), OUTCOME_WIDTH);
             for c in chunk {
                 let (status, next_attempt_at, retry) = match c.outcome {
@@ -136,7 +137,7 @@ fn record(conn: &Connection, completions: &[Completion]) -> rusqlite::Result<()>
         })
         .filter(|(webhook, _, _)| disabled.insert(webhook))
         .collect();
-    for chunk in disables.chunks(ROWS_PER_STATEMENT) {
+    for chunk in disables.chunks(ROWS_PER_INSERT) {
         let mut params = Params::new(chunk.len(), DISABLE_WIDTH);
         for (webhook_id, reason, at) in chunk {
             params.row([text(webhook_id), text(reason), int(*at)]);
